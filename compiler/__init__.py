@@ -1,0 +1,1 @@
+"""Graph-to-graph passes and plan building: symbolic differentiation, pruning, scheduling."""

@@ -1,0 +1,59 @@
+"""The reference executor: each node computed with NumPy from its registry entry. The oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from symgraph.errors import InvalidArgumentError, OpError
+from symgraph.graph import Node
+
+
+def evaluate(node: Node, args: list, state: Any) -> Any:
+    """The value of one node given its input values; checks it against the static type."""
+    opdef = node.opdef
+    if opdef.effect is not None:
+        out = opdef.effect(state, node, *args)
+    elif opdef.numpy is not None:
+        out = opdef.numpy(*args, **node.attrs)
+    else:
+        return None  # control-only node (no_op): fetched for its effect
+    if not opdef.has_output:
+        return None
+    out = np.asarray(out)
+    if out.dtype != node.dtype.np:
+        out = out.astype(node.dtype.np)
+    _check_shape(node, out)
+    return out
+
+
+def _check_shape(node: Node, out: np.ndarray) -> None:
+    shape = node.shape
+    if shape.rank is None:
+        return
+    if out.ndim != shape.rank or any(d is not None and d != o for d, o in zip(shape, out.shape)):
+        raise InvalidArgumentError(
+            f"{node.describe()} computed a value of shape {out.shape}, but its static shape is "
+            f"{shape}; the fed values do not fit the graph", node)
+
+
+def run_steps(plan: Any, values: dict[int, Any], state: Any) -> dict[int, Any]:
+    """Runs a plan's steps; `values` holds the fed values by node id and gets every result."""
+    with np.errstate(all="ignore"):  # inf and nan propagate as in TF1; no warnings per op
+        for node, free in zip(plan.steps, plan.free_after):
+            refs = node.opdef.ref_inputs
+            args = [None if i in refs else values[t.node.id] for i, t in enumerate(node.inputs)]
+            try:
+                values[node.id] = evaluate(node, args, state)
+            except OpError:
+                raise
+            except Exception as e:  # a NumPy error for run-time values: name the op and inputs
+                inputs = ", ".join(
+                    f"{t.name} {np.shape(a)}" for t, a in zip(node.inputs, args) if a is not None)
+                raise InvalidArgumentError(
+                    f"{node.describe()} failed on inputs [{inputs}]: "
+                    f"{type(e).__name__}: {e}", node) from e
+            for value_id in free:
+                values.pop(value_id, None)
+    return values

@@ -1,0 +1,152 @@
+"""The Session: runs fetches of a graph, holding that session's variable values between runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from compiler.pipeline import compile_plan
+from compiler.plan import Plan
+from runtime import reference
+from runtime.fetches import flatten
+from runtime.variables import VariableStore
+from symgraph import dtypes as _dt
+from symgraph import session_context
+from symgraph.errors import InvalidArgumentError
+from symgraph.graph import Graph, Node, Tensor, get_default_graph
+
+DEVICES = ("reference",)
+
+
+class Session:
+    """Runs parts of a graph (TF1's `tf.Session`).
+
+    Args:
+      target: unused; kept so that TF1's positional `Session('', graph)` works.
+      graph: the graph to run (default: the default graph at creation).
+      config: unused, accepted for TF1 compatibility.
+      device: where plans run. "reference" computes op by op with NumPy.
+    """
+
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
+                 device: str = "reference") -> None:
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
+        self.graph = graph if graph is not None else get_default_graph()
+        self.device = device
+        self._store = VariableStore()
+        self._plans: dict[tuple, Plan] = {}
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- context --------------------------------------------------------------------------------
+    def __enter__(self) -> Session:
+        session_context.push(self)
+        self._graph_ctx = self.graph.as_default()
+        self._graph_ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._graph_ctx.__exit__(*exc)
+        session_context.pop(self)
+        self.close()
+
+    def as_default(self) -> Any:
+        """A context in which `Tensor.eval()` and `Operation.run()` use this session."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            session_context.push(self)
+            try:
+                yield self
+            finally:
+                session_context.pop(self)
+
+        return ctx()
+
+    def close(self) -> None:
+        self._closed = True
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, fetches: Any, feed_dict: dict | None = None, options: Any = None,
+            run_metadata: Any = None) -> Any:
+        """Computes `fetches` (a tensor, an operation, or any nesting of them in lists, tuples,
+        dicts and namedtuples) and returns NumPy arrays in the same structure; operations give
+        None. `feed_dict` maps placeholders (or any tensor) to values that replace them.
+        """
+        if self._closed:
+            raise RuntimeError("this Session is closed; create a new one")
+        leaves, rebuild = flatten(fetches, lambda s: isinstance(s, (Tensor, Node, str)))
+        targets = [self._fetch_node(f) for f in leaves]
+        feeds = self._convert_feeds(feed_dict or {})
+        nodes = list(dict.fromkeys(node for node, _ in targets))
+        key = (tuple(n.id for n in nodes), tuple(sorted(feeds)))
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feeds])
+                self._plans[key] = plan
+            if plan.unfed:
+                missing = "; ".join(n.output.describe() for n in plan.unfed)
+                raise InvalidArgumentError(
+                    f"you must feed a value for placeholder(s) {missing}: the fetches need them",
+                    plan.unfed[0])
+            values = reference.run_steps(plan, dict(feeds), self._store)
+        results = []
+        for node, is_op in targets:
+            value = values.get(node.id)
+            if is_op or value is None:
+                results.append(None)
+            else:
+                results.append(value if value.flags.writeable else value.copy())
+        return rebuild(results)
+
+    def _fetch_node(self, fetch: Any) -> tuple[Node, bool]:
+        """The node behind a fetch, and whether it was asked for as an operation (gives None)."""
+        if isinstance(fetch, str):
+            try:
+                fetch = (self.graph.get_tensor_by_name(fetch) if ":" in fetch
+                         else self.graph.get_operation_by_name(fetch))
+            except KeyError as e:
+                raise ValueError(f"cannot fetch {fetch!r}: {e.args[0]}") from None
+        node = fetch.node if isinstance(fetch, Tensor) else fetch
+        if node.graph is not self.graph:
+            what = fetch.describe()
+            raise ValueError(f"cannot fetch {what}: it belongs to another graph than this "
+                             "session's")
+        return node, isinstance(fetch, Node) or not node.opdef.has_output
+
+    def _convert_feeds(self, feed_dict: dict) -> dict[int, np.ndarray]:
+        feeds: dict[int, np.ndarray] = {}
+        for key, value in feed_dict.items():
+            if isinstance(key, str):
+                key = self.graph.get_tensor_by_name(key)
+            if not isinstance(key, Tensor):
+                raise TypeError(f"feed_dict keys must be tensors, got {type(key).__name__}")
+            if key.graph is not self.graph:
+                raise ValueError(f"cannot feed {key.describe()}: it belongs to another graph "
+                                 "than this session's")
+            feeds[key.node.id] = convert_feed(key, value)
+        return feeds
+
+    def load_variable(self, var: Tensor, value: Any) -> None:
+        """Sets a variable's value in this session directly (TF1's `Variable.load`)."""
+        self._store.write(var.node, convert_feed(var, value))
+
+
+def convert_feed(tensor: Tensor, value: Any) -> np.ndarray:
+    """A fed value converted to the tensor's dtype under TF1's rules, and checked for shape."""
+    try:
+        arr = _dt.convert_array(value, tensor.dtype, f"feeding {tensor.describe()}")
+    except TypeError as e:
+        raise TypeError(str(e)) from None
+    shape = tensor.shape
+    if shape.rank is not None and (
+            arr.ndim != shape.rank
+            or any(d is not None and d != a for d, a in zip(shape, arr.shape))):
+        raise ValueError(f"cannot feed a value of shape {arr.shape} for {tensor.describe()}, "
+                         f"which has shape {shape}")
+    return arr

@@ -1,0 +1,54 @@
+"""Variable storage: the values of one session's variables, kept between runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from symgraph.errors import FailedPreconditionError, InvalidArgumentError
+from symgraph.graph import Node
+
+
+class VariableStore:
+    """Maps variable names to read-only arrays; a write replaces the array, never mutates it.
+
+    Read-only values mean a fetched value can never alias the session's state by accident, and a
+    read taken earlier in a run keeps its value when the variable is assigned later in that run.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def read(self, var: Node) -> np.ndarray:
+        try:
+            return self._values[var.name]
+        except KeyError:
+            raise FailedPreconditionError(
+                f"attempting to use uninitialized variable '{var.name}' (created at "
+                f"{var.location}); run sg.global_variables_initializer() or "
+                f"'{var.name}/Assign' (the variable's .initializer) first", var) from None
+
+    def write(self, var: Node, value: Any) -> None:
+        arr = np.asarray(value)
+        if arr.dtype != var.dtype.np:
+            arr = arr.astype(var.dtype.np)
+        if var.shape.rank is not None and (
+                arr.ndim != var.shape.rank
+                or any(d is not None and d != a for d, a in zip(var.shape, arr.shape))):
+            raise InvalidArgumentError(
+                f"cannot assign a value of shape {arr.shape} to variable '{var.name}' of shape "
+                f"{var.shape} (created at {var.location})", var)
+        if arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = np.array(arr, copy=True, order="C")
+        arr.setflags(write=False)
+        with self._lock:
+            self._values[var.name] = arr
+
+    def is_initialized(self, var: Node) -> bool:
+        return var.name in self._values
+
+    def names(self) -> list[str]:
+        return list(self._values)

@@ -1,0 +1,266 @@
+"""Reductions (sum, mean, max, min, prod over axes), sum_to, and index ops (argmax, one_hot)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from symgraph import dtypes as _dt
+from symgraph.graph import Tensor, apply, convert_to_tensor
+from symgraph.ops.elementwise import cast, equal, where
+from symgraph.ops.inference import check_kind
+from symgraph.ops.shape_ops import broadcast_like, expand_dims, fill_like
+from symgraph.registry import NOT_DIFFERENTIABLE, OpDef, OpKind, TensorType, register
+from symgraph.shapes import TensorShape, normalize_axes, normalize_axis
+
+R = OpKind.REDUCTION
+
+
+def _reduce_infer(kinds: str):
+    def infer(inputs: list, attrs: dict) -> TensorType:
+        x, axes, keep = inputs[0], attrs["axis"], attrs["keepdims"]
+        check_kind(x, kinds)
+        if x.shape.rank is None:
+            return TensorType(x.dtype, TensorShape(() if axes is None and not keep else None))
+        dims = [(1 if keep else None) if i in axes else d for i, d in enumerate(x.shape)]
+        return TensorType(x.dtype, TensorShape([d for i, d in enumerate(dims)
+                                                if keep or i not in axes]))
+
+    return infer
+
+
+def _expand_to_input(n, t: Tensor) -> Tensor:
+    """A reduction's output-shaped `t`, broadcast back over the reduced axes of the input."""
+    x, axes = n.inputs[0], n.attrs["axis"]
+    if not n.attrs["keepdims"]:
+        if axes is None:
+            return broadcast_like(t, x)  # unknown rank, reduced to a scalar
+        for a in axes:
+            t = expand_dims(t, a)
+    return broadcast_like(t, x)
+
+
+def _count(n) -> Any:
+    """How many input elements each output element of a reduction combines."""
+    x = n.inputs[0]
+    axes = n.attrs["axis"]
+    if axes is not None and all(x.shape[a] is not None for a in axes):
+        count = 1
+        for a in axes:
+            count *= x.shape[a]
+        return count
+    from symgraph.ops.shape_ops import size
+
+    return cast(size(x), x.dtype) / cast(size(n.output), x.dtype)
+
+
+def _sum_grad(n, g):
+    return (_expand_to_input(n, g),)
+
+
+def _mean_grad(n, g):
+    return (_expand_to_input(n, g) / _count(n),)
+
+
+def _extremum_grad(n, g):
+    # the gradient goes to the elements equal to the extremum, shared equally between ties
+    x = n.inputs[0]
+    mask = cast(equal(x, _expand_to_input(n, n.output)), x.dtype)
+    ties = reduce_sum(mask, n.attrs["axis"], keepdims=True)
+    return (_expand_to_input(n, g) * mask / ties,)
+
+
+def _prod_grad(n, g):
+    # d prod / d x_i = product of the others; exact where x has zeros (no division by them)
+    x, axes = n.inputs[0], n.attrs["axis"]
+    is_zero = equal(x, 0)
+    nonzero = where(is_zero, fill_like(x, 1), x)
+    prod_nonzero = reduce_prod(nonzero, axes, keepdims=True)
+    zero_count = reduce_sum(cast(is_zero, x.dtype), axes, keepdims=True)
+    others = where(is_zero,
+                   where(equal(zero_count, 1), broadcast_like(prod_nonzero, x), fill_like(x, 0)),
+                   where(equal(zero_count, 0), prod_nonzero / nonzero, fill_like(x, 0)))
+    return (_expand_to_input(n, g) * others,)
+
+
+def _np_reduce(fn):
+    def run(x: np.ndarray, axis: tuple | None, keepdims: bool) -> np.ndarray:
+        return fn(x, axis=axis, keepdims=keepdims)
+
+    return run
+
+
+REDUCE_SUM = register(OpDef("reduce_sum", R, _reduce_infer("fiu"), _np_reduce(np.sum),
+                            grad=_sum_grad))
+REDUCE_MEAN = register(OpDef("reduce_mean", R, _reduce_infer("fiu"), _np_reduce(np.mean),
+                             grad=_mean_grad))
+REDUCE_MAX = register(OpDef("reduce_max", R, _reduce_infer("fiu"), _np_reduce(np.max),
+                            grad=_extremum_grad))
+REDUCE_MIN = register(OpDef("reduce_min", R, _reduce_infer("fiu"), _np_reduce(np.min),
+                            grad=_extremum_grad))
+REDUCE_PROD = register(OpDef("reduce_prod", R, _reduce_infer("fiu"), _np_reduce(np.prod),
+                             grad=_prod_grad))
+
+
+def _reduce(opdef: OpDef, x: Any, axis: Any, keepdims: bool, name: str | None) -> Tensor:
+    x = convert_to_tensor(x)
+    rank = x.shape.rank
+    if rank is None:
+        if axis is not None:
+            raise ValueError(f"{opdef.name} over an axis needs a known rank: {x.describe()}")
+        axes = None
+    else:
+        axes = normalize_axes(axis, rank)
+    return apply(opdef, x, name=name, axis=axes, keepdims=bool(keepdims))
+
+
+def reduce_sum(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+               name: str | None = None) -> Tensor:
+    """Sum over `axis` (None: all axes; an int or a list)."""
+    return _reduce(REDUCE_SUM, input_tensor, axis, keepdims, name)
+
+
+def reduce_mean(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+                name: str | None = None) -> Tensor:
+    """Mean over `axis`; integer inputs give an integer mean truncated toward zero, as in TF1."""
+    return _reduce(REDUCE_MEAN, input_tensor, axis, keepdims, name)
+
+
+def reduce_max(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+               name: str | None = None) -> Tensor:
+    return _reduce(REDUCE_MAX, input_tensor, axis, keepdims, name)
+
+
+def reduce_min(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+               name: str | None = None) -> Tensor:
+    return _reduce(REDUCE_MIN, input_tensor, axis, keepdims, name)
+
+
+def reduce_prod(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+                name: str | None = None) -> Tensor:
+    return _reduce(REDUCE_PROD, input_tensor, axis, keepdims, name)
+
+
+# ---- sum_to: the inverse of broadcasting ---------------------------------------------------------
+
+
+def _sum_to_np(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    lead = x.ndim - like.ndim
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(like.shape) if d == 1 and x.shape[lead + i] != 1)
+    out = x.sum(axis=axes, keepdims=True) if axes else x
+    return out.reshape(like.shape)
+
+
+SUM_TO = register(OpDef(
+    "sum_to", R, lambda i, a: TensorType(i[0].dtype, i[1].shape), _sum_to_np,
+    grad=lambda n, g: (broadcast_like(g, n.inputs[0]), None)))
+
+
+def sum_to(g: Tensor, x: Tensor, others: Sequence[TensorShape] = ()) -> Tensor:
+    """`g` summed down to `x`'s shape: the gradient of broadcasting `x` against `others`.
+
+    Axes are decided statically where the shapes allow it (reduce_sum); where a None dim could be
+    1 at run time, the sum_to op decides from the run-time shapes.
+    """
+    xs, gs = x.shape, g.shape
+    if xs.rank is None or gs.rank is None:
+        return apply(SUM_TO, g, x)
+    lead = gs.rank - xs.rank
+    axes = list(range(lead))
+    for i, d in enumerate(xs.dims):
+        gd = gs[lead + i]
+        if d == 1:
+            if gd != 1:
+                axes.append(lead + i)
+        elif d is None and gd != d:
+            return apply(SUM_TO, g, x)
+        elif d is None:
+            # x's dim is unknown: it is certainly not broadcast when no other operand could
+            # have stretched it (each other operand lacks this axis or has size 1 there)
+            for s in others:
+                j = i - (xs.rank - s.rank)
+                if s.rank is None or (j >= 0 and s[j] != 1):
+                    return apply(SUM_TO, g, x)
+    if not axes:
+        return g if gs == xs else apply(SUM_TO, g, x)
+    out = reduce_sum(g, list(range(lead))) if lead else g
+    keep = [a - lead for a in axes if a >= lead]
+    return reduce_sum(out, keep, keepdims=True) if keep else out
+
+
+# ---- index ops ----------------------------------------------------------------------------
+
+
+def _arg_infer(inputs: list, attrs: dict) -> TensorType:
+    x, axis = inputs[0], attrs["axis"]
+    check_kind(x, "fiu")
+    return TensorType(attrs["output_type"], TensorShape([d for i, d in enumerate(x.shape)
+                                                         if i != axis]))
+
+
+ARGMAX = register(OpDef("argmax", OpKind.INDEX, _arg_infer,
+                        lambda x, axis, output_type: np.argmax(x, axis).astype(output_type.np),
+                        grad=NOT_DIFFERENTIABLE))
+ARGMIN = register(OpDef("argmin", OpKind.INDEX, _arg_infer,
+                        lambda x, axis, output_type: np.argmin(x, axis).astype(output_type.np),
+                        grad=NOT_DIFFERENTIABLE))
+
+
+def _arg(opdef: OpDef, x: Any, axis: int | None, output_type: Any, name: str | None) -> Tensor:
+    x = convert_to_tensor(x)
+    from symgraph.ops.inference import rank_of
+
+    axis = normalize_axis(0 if axis is None else int(axis), rank_of(x))
+    return apply(opdef, x, name=name, axis=axis, output_type=_dt.as_dtype(output_type))
+
+
+def argmax(input: Any, axis: int | None = None, output_type: Any = _dt.int64,  # noqa: A002
+           name: str | None = None) -> Tensor:
+    """Index of the largest value along `axis` (default 0, as in TF1); first one on ties."""
+    return _arg(ARGMAX, input, axis, output_type, name)
+
+
+def argmin(input: Any, axis: int | None = None, output_type: Any = _dt.int64,  # noqa: A002
+           name: str | None = None) -> Tensor:
+    return _arg(ARGMIN, input, axis, output_type, name)
+
+
+def _one_hot_infer(inputs: list, attrs: dict) -> TensorType:
+    idx = inputs[0]
+    check_kind(idx, "iu")
+    dims = list(idx.shape.dims) if idx.shape.rank is not None else None
+    if dims is not None:
+        dims.insert(attrs["axis"] if attrs["axis"] >= 0 else len(dims), attrs["depth"])
+    return TensorType(attrs["dtype"], TensorShape(dims))
+
+
+def _one_hot_np(idx: np.ndarray, depth: int, on_value: Any, off_value: Any, axis: int,
+                dtype: _dt.DType) -> np.ndarray:
+    hot = idx[..., None] == np.arange(depth)  # out-of-range indices give all-off rows, as in TF1
+    out = np.where(hot, np.asarray(on_value, dtype.np), np.asarray(off_value, dtype.np))
+    return out if axis == -1 else np.moveaxis(out, -1, axis)
+
+
+ONE_HOT = register(OpDef("one_hot", OpKind.INDEX, _one_hot_infer, _one_hot_np,
+                         grad=NOT_DIFFERENTIABLE))
+
+
+def one_hot(indices: Any, depth: int, on_value: Any = None, off_value: Any = None,
+            axis: int = -1, dtype: Any = None, name: str | None = None) -> Tensor:
+    """A one-hot encoding of integer `indices` along a new axis of size `depth`."""
+    idx = convert_to_tensor(indices)
+    dtype = _dt.float32 if dtype is None else _dt.as_dtype(dtype)
+    on = _dt.convert_array(1 if on_value is None else on_value, dtype, "one_hot on_value").item()
+    off = _dt.convert_array(0 if off_value is None else off_value, dtype,
+                            "one_hot off_value").item()
+    if idx.shape.rank is not None and axis != -1:
+        axis = normalize_axis(int(axis), idx.shape.rank + 1)
+    return apply(ONE_HOT, idx, name=name, depth=int(depth), on_value=on, off_value=off,
+                 axis=axis, dtype=dtype)
+
+
+__all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
+           "sum_to", "argmax", "argmin", "one_hot"]
