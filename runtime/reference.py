@@ -50,7 +50,8 @@ def run_steps(plan: Any, values: dict[int, Any], state: Any) -> dict[int, Any]:
                 raise
             except Exception as e:  # a NumPy error for run-time values: name the op and inputs
                 inputs = ", ".join(
-                    f"{t.name} {np.shape(a)}" for t, a in zip(node.inputs, args) if a is not None)
+                    f"{t.name} {np.shape(a)} {t.dtype.name}"
+                    for t, a in zip(node.inputs, args) if a is not None)
                 raise InvalidArgumentError(
                     f"{node.describe()} failed on inputs [{inputs}]: "
                     f"{type(e).__name__}: {e}", node) from e

@@ -123,7 +123,10 @@ class Session:
         feeds: dict[int, np.ndarray] = {}
         for key, value in feed_dict.items():
             if isinstance(key, str):
-                key = self.graph.get_tensor_by_name(key)
+                try:
+                    key = self.graph.get_tensor_by_name(key)
+                except KeyError as e:
+                    raise ValueError(f"cannot feed {key!r}: {e.args[0]}") from None
             if not isinstance(key, Tensor):
                 raise TypeError(f"feed_dict keys must be tensors, got {type(key).__name__}")
             if key.graph is not self.graph:
@@ -138,7 +141,15 @@ class Session:
 
 
 def convert_feed(tensor: Tensor, value: Any) -> np.ndarray:
-    """A fed value converted to the tensor's dtype under TF1's rules, and checked for shape."""
+    """A fed value converted to the tensor's dtype under TF1's rules, and checked for shape.
+
+    The result is a read-only view, so a fetch that passes it through comes back as a copy and
+    never aliases the caller's array.
+    """
+    if isinstance(value, (Tensor, Node)):
+        raise TypeError(f"the value fed for {tensor.describe()} is a symbolic "
+                        f"{type(value).__name__}; feed NumPy arrays, lists or scalars "
+                        "(sess.run the tensor first to get its value)")
     try:
         arr = _dt.convert_array(value, tensor.dtype, f"feeding {tensor.describe()}")
     except TypeError as e:
@@ -149,4 +160,6 @@ def convert_feed(tensor: Tensor, value: Any) -> np.ndarray:
             or any(d is not None and d != a for d, a in zip(shape, arr.shape))):
         raise ValueError(f"cannot feed a value of shape {arr.shape} for {tensor.describe()}, "
                          f"which has shape {shape}")
+    arr = arr.view()
+    arr.setflags(write=False)
     return arr

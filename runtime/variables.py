@@ -20,6 +20,7 @@ class VariableStore:
 
     def __init__(self) -> None:
         self._values: dict[str, np.ndarray] = {}
+        self._rngs: dict[int, np.random.Generator] = {}
         self._lock = threading.Lock()
 
     def read(self, var: Node) -> np.ndarray:
@@ -27,8 +28,8 @@ class VariableStore:
             return self._values[var.name]
         except KeyError:
             raise FailedPreconditionError(
-                f"attempting to use uninitialized variable '{var.name}' (created at "
-                f"{var.location}); run sg.global_variables_initializer() or "
+                f"attempting to use uninitialized variable {var.output.describe()}; run "
+                "sg.global_variables_initializer() or "
                 f"'{var.name}/Assign' (the variable's .initializer) first", var) from None
 
     def write(self, var: Node, value: Any) -> None:
@@ -41,11 +42,27 @@ class VariableStore:
             raise InvalidArgumentError(
                 f"cannot assign a value of shape {arr.shape} to variable '{var.name}' of shape "
                 f"{var.shape} (created at {var.location})", var)
-        if arr.flags.writeable or not arr.flags.c_contiguous:
+        # only an array no one else can change is kept as is (another variable's value, say);
+        # a view, even a read-only one, may see its writable base change
+        if arr.flags.writeable or not arr.flags.owndata or not arr.flags.c_contiguous:
             arr = np.array(arr, copy=True, order="C")
         arr.setflags(write=False)
         with self._lock:
             self._values[var.name] = arr
+
+    def rng(self, node: Node) -> np.random.Generator:
+        """The random stream of one random op in this session, created on its first run.
+
+        A seeded op (attr `seed`, a tuple of ints) replays the same values in every new session;
+        an unseeded one draws fresh entropy.
+        """
+        with self._lock:
+            gen = self._rngs.get(node.id)
+            if gen is None:
+                seed = node.attrs.get("seed")
+                gen = self._rngs[node.id] = np.random.default_rng(
+                    None if seed is None else list(seed))
+            return gen
 
     def is_initialized(self, var: Node) -> bool:
         return var.name in self._values

@@ -10,7 +10,7 @@
         print(sess.run(dw, {x: [[1, 2, 3]]}))
 """
 
-from symgraph import errors
+from symgraph import errors, losses, nn
 from symgraph.dtypes import (
     DType,
     as_dtype,
@@ -128,6 +128,30 @@ from symgraph.variables import (
     trainable_variables,
     variables_initializer,
 )
+
+from symgraph import clip_ops, initializers, regularizers, train
+from symgraph.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
+from symgraph.initializers import (
+    constant_initializer,
+    glorot_normal_initializer,
+    glorot_uniform_initializer,
+    ones_initializer,
+    random_normal_initializer,
+    random_uniform_initializer,
+    truncated_normal_initializer,
+    variance_scaling_initializer,
+    zeros_initializer,
+)
+from symgraph.ops import random
+from symgraph.ops.random import random_normal, random_uniform, set_random_seed, truncated_normal
+from symgraph.variable_scope import (
+    AUTO_REUSE,
+    VariableScope,
+    get_variable,
+    get_variable_scope,
+    variable_scope,
+)
+from symgraph import layers
 
 # The public face re-exports the compiler's and runtime's entry points, after its own modules.
 from compiler.autodiff import gradients

@@ -72,6 +72,8 @@ def as_dtype(value: Any) -> DType:
     """Converts a DType, NumPy dtype, Python type or name string to a DType."""
     if isinstance(value, DType):
         return value
+    if value is None:  # np.dtype(None) is float64: never pick a dtype silently
+        raise TypeError("a dtype is required here, got None")
     if isinstance(value, str):
         if value in _ALIASES:
             return _ALIASES[value]
@@ -121,7 +123,10 @@ def convert_array(value: Any, dtype: DType, what: str) -> np.ndarray:
     float types, bool into bool. Refused: floats into ints (truncation), bools into numbers,
     numbers into bools, and integers that overflow. `what` names the destination in errors.
     """
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    try:
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{what}: cannot make an array of this value: {e}") from None
     src = arr.dtype
     if src.kind not in "biuf":
         raise TypeError(f"{what}: cannot convert data of dtype {src} to {dtype.name}")

@@ -172,6 +172,7 @@ class Graph:
         self._control_deps: list[list[Node]] = []
         self._collections: dict[str, list] = {}
         self._lock = threading.RLock()
+        self.seed: int | None = None  # graph-level random seed (sg.set_random_seed)
 
     # -- identity and lookup -------------------------------------------------------------------
     @property

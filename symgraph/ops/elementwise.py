@@ -177,14 +177,29 @@ ADD_N = register(OpDef("add_n", E, elementwise(NUMERIC), lambda *xs: sum(xs[1:],
 # ---- user functions --------------------------------------------------------------------------
 
 
-def _binary(opdef: OpDef, x: Any, y: Any, name: str | None) -> Tensor:
-    """Applies a binary op; a non-tensor operand takes the tensor operand's dtype (TF1 rule)."""
-    graph = graph_of((x, y))
+def _operands(x: Any, y: Any, graph: Any = None) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors; a non-tensor one takes the tensor one's dtype (TF1's rule)."""
+    graph = graph or graph_of((x, y))
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = convert_to_tensor(x, graph=graph)  # two plain values: the first sets the dtype
+    if not isinstance(y, Tensor):
+        return x, _adopt_dtype(y, x, graph)
     if not isinstance(x, Tensor):
-        y = convert_to_tensor(y, graph=graph)
-        x = convert_to_tensor(x, dtype=y.dtype, graph=graph)
-    else:
-        y = convert_to_tensor(y, dtype=None if isinstance(y, Tensor) else x.dtype, graph=graph)
+        return _adopt_dtype(x, y, graph), y
+    return x, y
+
+
+def _adopt_dtype(value: Any, tensor: Tensor, graph: Any) -> Tensor:
+    """`value` as a constant of `tensor`'s dtype; one that would change kind is refused."""
+    try:
+        return convert_to_tensor(value, dtype=tensor.dtype, graph=graph)
+    except TypeError as e:
+        raise TypeError(f"cannot combine {value!r} with {tensor.describe()}: {e}") from None
+
+
+def _binary(opdef: OpDef, x: Any, y: Any, name: str | None) -> Tensor:
+    """Applies a binary op to two tensors or a tensor and a value."""
+    x, y = _operands(x, y)
     return apply(opdef, x, y, name=name)
 
 
@@ -207,12 +222,7 @@ def multiply(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 def divide(x: Any, y: Any, name: str | None = None) -> Tensor:
     """True division. Integer operands are first cast to float64, as TF1's `truediv` does."""
-    graph = graph_of((x, y))
-    if not isinstance(x, Tensor):
-        y = convert_to_tensor(y, graph=graph)
-        x = convert_to_tensor(x, dtype=y.dtype, graph=graph)
-    else:
-        y = convert_to_tensor(y, dtype=None if isinstance(y, Tensor) else x.dtype, graph=graph)
+    x, y = _operands(x, y)
     if x.dtype == y.dtype and x.dtype.is_integer:
         target = _dt.float32 if x.dtype.np.itemsize <= 2 else _dt.float64
         x, y = cast(x, target), cast(y, target)
@@ -353,11 +363,7 @@ def where(condition: Any, x: Any, y: Any, name: str | None = None) -> Tensor:
     """Elementwise `x if condition else y`, with broadcasting (TF2's `where`)."""
     graph = graph_of((condition, x, y))
     condition = convert_to_tensor(condition, dtype=_dt.bool_, graph=graph)
-    if not isinstance(x, Tensor):
-        y = convert_to_tensor(y, graph=graph)
-        x = convert_to_tensor(x, dtype=y.dtype, graph=graph)
-    else:
-        y = convert_to_tensor(y, dtype=None if isinstance(y, Tensor) else x.dtype, graph=graph)
+    x, y = _operands(x, y, graph)
     return apply(WHERE, condition, x, y, name=name)
 
 

@@ -57,9 +57,10 @@ def _matmul_grad(n, g):
                   matmul(g, a, transpose_a=True, transpose_b=True))
     from symgraph.ops.reduce import sum_to
 
-    # batched operands may have been broadcast against each other's batch dims
-    ga = sum_to(ga, a, others=[_batch_only(b)]) if ga.shape != a.shape else ga
-    gb = sum_to(gb, b, others=[_batch_only(a)]) if gb.shape != b.shape else gb
+    # batched operands may have been broadcast against each other's batch dims; sum_to decides
+    # (equal static shapes with None batch dims can still differ at run time: 1 against 2)
+    ga = sum_to(ga, a, others=[_batch_only(b)])
+    gb = sum_to(gb, b, others=[_batch_only(a)])
     return ga, gb
 
 

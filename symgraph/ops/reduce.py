@@ -73,15 +73,21 @@ def _extremum_grad(n, g):
 
 
 def _prod_grad(n, g):
-    # d prod / d x_i = product of the others; exact where x has zeros (no division by them)
+    # d prod / d x_i = product of the others, exact where x has zeros, and written so that its
+    # own gradient is exact there too: no division by a zero, no branch that drops a dependence
     x, axes = n.inputs[0], n.attrs["axis"]
     is_zero = equal(x, 0)
+    zero_count = reduce_sum(cast(is_zero, x.dtype), axes, keepdims=True)
     nonzero = where(is_zero, fill_like(x, 1), x)
     prod_nonzero = reduce_prod(nonzero, axes, keepdims=True)
-    zero_count = reduce_sum(cast(is_zero, x.dtype), axes, keepdims=True)
-    others = where(is_zero,
-                   where(equal(zero_count, 1), broadcast_like(prod_nonzero, x), fill_like(x, 0)),
-                   where(equal(zero_count, 0), prod_nonzero / nonzero, fill_like(x, 0)))
+    # at a zero x_i, the others' product is prod_nonzero times the other zeros: 1 when x_i is
+    # the only zero, the other zero itself (a value of 0 with a slope) when there are two, and
+    # 0 with a zero slope when there are more
+    other_zeros = reduce_sum(where(is_zero, x, fill_like(x, 0)), axes, keepdims=True) - x
+    zeros_factor = where(equal(zero_count, 1), fill_like(x, 1),
+                         where(equal(zero_count, 2), other_zeros, fill_like(x, 0)))
+    # at a nonzero x_i it is prod / x_i, which is 0 (with the right slope) beside a zero
+    others = where(is_zero, prod_nonzero * zeros_factor, _expand_to_input(n, n.output) / nonzero)
     return (_expand_to_input(n, g) * others,)
 
 

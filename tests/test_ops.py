@@ -1,0 +1,183 @@
+"""Every registered op, from the one table in op_cases.py: forward values against NumPy, first and
+second derivatives against central differences, and ops without gradients giving None.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+from op_cases import CASES, OpCase, carries_gradient, carries_no_gradient, gradient_dtype
+
+import symgraph as sg
+
+TOLERANCE = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-12)}
+MAX_REL_ERROR = 1e-6
+
+
+def _rng(*parts: str) -> np.random.Generator:
+    """A generator seeded by the test's name: adding a case does not change the others' values."""
+    return np.random.default_rng(zlib.crc32("/".join(parts).encode()))
+
+
+def _inputs(case: OpCase, dtype: sg.DType) -> tuple[list[sg.Tensor], list[np.ndarray]]:
+    """One placeholder per input (static shape from the spec) and the values to feed it."""
+    rng = _rng(case.id, dtype.name)
+    tensors, values = [], []
+    for arg in case.args:
+        dt = arg.dtype or dtype
+        tensors.append(sg.placeholder(dt, arg.static))
+        values.append(np.asarray(arg.gen(rng, arg.shape, np.dtype(dt.np)), dt.np))
+    return tensors, values
+
+
+def _build(case: OpCase, tensors: list[sg.Tensor]) -> sg.Tensor:
+    y = case.build(*tensors)
+    assert y.op.type == case.op, f"the case builds {y.op.type!r}, not {case.op!r}"
+    return y
+
+
+def _max_rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    scale = max(np.max(np.abs(analytic), initial=0), np.max(np.abs(numeric), initial=0), 1e-8)
+    return float(np.max(np.abs(analytic - numeric), initial=0) / scale)
+
+
+def _central_difference(f: Callable[[list[np.ndarray]], float], values: list[np.ndarray],
+                        i: int, eps: float) -> np.ndarray:
+    """d f / d values[i], element by element: (f(x + eps) - f(x - eps)) / (2 eps)."""
+    out = np.zeros_like(values[i])
+    for idx in np.ndindex(values[i].shape):
+        shifted = list(values)
+        for sign in (1, -1):
+            x = values[i].copy()
+            x[idx] += sign * eps
+            shifted[i] = x
+            out[idx] += sign * f(shifted)
+    return out / (2 * eps)
+
+
+def _ids(cases: Sequence[OpCase]) -> list[str]:
+    return [c.id for c in cases]
+
+
+FORWARD = [pytest.param(c, dt, id=f"{c.id}-{dt.name}") for c in CASES for dt in c.dtypes]
+GRADIENT = [c for c in CASES if carries_gradient(c)]
+SECOND_ORDER = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.second_order_skip)]
+                             if c.second_order_skip else []) for c in GRADIENT]
+NO_GRADIENT = [c for c in CASES if carries_no_gradient(c)]
+
+
+def test_every_case_has_a_gradient_verdict() -> None:
+    """Each case is gradient-checked, checked to give None, or skipped with a reason."""
+    for c in CASES:
+        verdicts = [carries_gradient(c), carries_no_gradient(c), c.grad_skip is not None]
+        assert sum(verdicts) == 1, (c.id, verdicts)
+
+
+@pytest.mark.parametrize("case,dtype", FORWARD)
+def test_forward_matches_numpy(case: OpCase, dtype: sg.DType) -> None:
+    """The session computes what the NumPy expression says, with the static dtype and shape."""
+    with sg.Graph().as_default() as graph:
+        tensors, values = _inputs(case, dtype)
+        y = _build(case, tensors)
+        result = sg.Session(graph=graph).run(y, dict(zip(tensors, values)))
+    expected = np.asarray(case.expect(*values))
+    assert y.dtype == (case.out_dtype or dtype)
+    assert result.dtype == y.dtype.np
+    assert y.shape.is_compatible_with(result.shape), (y.shape, result.shape)
+    assert result.shape == expected.shape
+    if y.dtype.is_floating:
+        np.testing.assert_allclose(result, expected, **TOLERANCE[y.dtype.name])
+    else:
+        np.testing.assert_array_equal(result, expected.astype(result.dtype))
+
+
+def _loss_and_inputs(case: OpCase, graph: sg.Graph, rng: np.random.Generator
+                     ) -> tuple[sg.Tensor, list[sg.Tensor], list[np.ndarray], sg.Session]:
+    """L = reduce_sum(op(inputs) * R) in float64, with R fixed and of the output's shape."""
+    tensors, values = _inputs(case, sg.float64)
+    y = _build(case, tensors)
+    sess = sg.Session(graph=graph)
+    out = sess.run(y, dict(zip(tensors, values)))
+    r = sg.constant(rng.standard_normal(out.shape), dtype=sg.float64)
+    return sg.reduce_sum(y * r), tensors, values, sess
+
+
+def _wrt(case: OpCase, tensors: list[sg.Tensor]) -> list[int]:
+    return [i for i, (a, t) in enumerate(zip(case.args, tensors))
+            if a.wrt and t.dtype.is_floating]
+
+
+@pytest.mark.parametrize("case", GRADIENT, ids=_ids(GRADIENT))
+def test_gradient_matches_central_differences(case: OpCase) -> None:
+    """sg.gradients of sum(op(x) * R) equals central differences, shaped like each input."""
+    with sg.Graph().as_default() as graph:
+        loss, tensors, values, sess = _loss_and_inputs(case, graph, _rng(case.id, "R"))
+        grads = sg.gradients(loss, tensors)
+        feed = dict(zip(tensors, values))
+        wrt = _wrt(case, tensors)
+        for i, (arg, g) in enumerate(zip(case.args, grads)):
+            if not arg.wrt:
+                assert g is None, f"input {i} gives only a shape, yet has a gradient"
+        assert any(grads[i] is not None for i in wrt)
+        analytic = sess.run([grads[i] for i in wrt], feed)
+
+        def f(vals: list[np.ndarray]) -> float:
+            return float(sess.run(loss, dict(zip(tensors, vals))))
+
+        for i, a in zip(wrt, analytic):
+            assert grads[i] is not None, f"no gradient for input {i}"
+            assert a.shape == values[i].shape, f"gradient {i} has shape {a.shape}"
+            numeric = _central_difference(f, values, i, case.eps)
+            assert _max_rel_error(a, numeric) < MAX_REL_ERROR, (i, a, numeric)
+
+
+@pytest.mark.parametrize("case", SECOND_ORDER)
+def test_second_derivative_matches_central_differences(case: OpCase) -> None:
+    """The gradient of sum(grad * V) equals central differences of it: gradient rules are
+    themselves differentiable (and give None only where the first gradient is constant)."""
+    rng = _rng(case.id, "V")
+    with sg.Graph().as_default() as graph:
+        loss, tensors, values, sess = _loss_and_inputs(case, graph, _rng(case.id, "R"))
+        wrt = _wrt(case, tensors)
+        xs = [tensors[i] for i in wrt]
+        grads = sg.gradients(loss, xs)
+        terms = [sg.reduce_sum(g * sg.constant(rng.standard_normal(values[i].shape),
+                                                dtype=sg.float64))
+                 for i, g in zip(wrt, grads) if g is not None]
+        second_loss = sg.add_n(terms)
+        second = sg.gradients(second_loss, xs)
+        feed = dict(zip(tensors, values))
+        analytic = sess.run([g for g in second if g is not None], feed)
+
+        def f(vals: list[np.ndarray]) -> float:
+            return float(sess.run(second_loss, dict(zip(tensors, vals))))
+
+        it = iter(analytic)
+        for i, g in zip(wrt, second):
+            a = np.zeros_like(values[i]) if g is None else next(it)
+            assert a.shape == values[i].shape
+            numeric = _central_difference(f, values, i, case.eps)
+            assert _max_rel_error(a, numeric) < MAX_REL_ERROR, (i, a, numeric)
+
+
+@pytest.mark.parametrize("case", NO_GRADIENT, ids=_ids(NO_GRADIENT))
+def test_no_gradient_is_none(case: OpCase) -> None:
+    """Ops marked NOT_DIFFERENTIABLE, and integer or bool results, give None gradients."""
+    with sg.Graph().as_default():
+        tensors, _ = _inputs(case, gradient_dtype(case))
+        y = _build(case, tensors)
+        loss = sg.reduce_sum(y if y.dtype.is_floating else sg.cast(y, sg.float64))
+        assert sg.gradients(loss, tensors) == [None] * len(tensors)
+
+
+def test_op_without_gradient_rule_raises_naming_it() -> None:
+    """assign has no gradient rule (OpDef.grad is None): an error, never a silent zero."""
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float64, [3])
+        v = sg.Variable(np.zeros(3))
+        written = v.assign(x * 2)
+        with pytest.raises(LookupError, match="'assign'"):
+            sg.gradients(written, x)

@@ -1,0 +1,287 @@
+"""Session.run: fetch structures, feeds, pruning, variable state, conversions and lifetime."""
+
+import collections
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_graph():
+    sg.reset_default_graph()
+    yield
+    sg.reset_default_graph()
+
+
+Pair = collections.namedtuple("Pair", "first second")
+
+
+# ---- fetch structures -------------------------------------------------------------------------
+
+
+def test_fetch_single_tensor_operation_and_initializer():
+    x = sg.constant([1.0, 2.0], name="x")
+    v = sg.Variable(3.0)
+    with sg.Session() as sess:
+        out = sess.run(x)
+        assert isinstance(out, np.ndarray) and out.dtype == np.float32
+        np.testing.assert_array_equal(out, [1.0, 2.0])
+        assert sess.run(v.initializer) is None
+        assert sess.run(sg.global_variables_initializer()) is None
+        assert sess.run(v.assign(4.0).op) is None
+        assert sess.run(sg.no_op()) is None
+        assert sess.run(v) == 4.0
+
+
+def test_fetch_nested_structures_keep_their_shape():
+    a = sg.constant(1.0, name="a")
+    b = sg.constant([2, 3], name="b")
+    op = sg.no_op(name="noop")
+    fetches = {"list": [a, (b, op)], "pair": Pair(a, {"inner": b}), "empty": []}
+    with sg.Session() as sess:
+        out = sess.run(fetches)
+    assert set(out) == {"list", "pair", "empty"}
+    assert isinstance(out["list"], list) and isinstance(out["list"][1], tuple)
+    assert out["list"][0] == 1.0 and out["list"][1][1] is None
+    np.testing.assert_array_equal(out["list"][1][0], [2, 3])
+    assert isinstance(out["pair"], Pair) and out["pair"].first == 1.0
+    np.testing.assert_array_equal(out["pair"].second["inner"], [2, 3])
+    assert out["empty"] == []
+
+
+def test_fetch_by_name():
+    x = sg.constant(5.0, name="x")
+    init = sg.no_op(name="init_all")
+    with sg.Session() as sess:
+        assert sess.run("x:0") == 5.0
+        assert sess.run(["x:0", "init_all"]) == [5.0, None]
+        with pytest.raises(ValueError, match="'nope:0'"):
+            sess.run("nope:0")
+    assert init.name == "init_all" and x.name == "x:0"
+
+
+def test_fetch_of_an_unsupported_type_is_refused():
+    with sg.Session() as sess, pytest.raises(TypeError, match="cannot fetch a int"):
+        sess.run([1])
+
+
+# ---- feeds ------------------------------------------------------------------------------------
+
+
+def test_feed_placeholders_by_tensor_and_by_name():
+    x = sg.placeholder(sg.float32, [None, 2], name="x")
+    y = x * 2.0
+    with sg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: [[1, 2]]}), [[2, 4]])
+        np.testing.assert_array_equal(sess.run(y, {"x:0": [[3, 4], [5, 6]]}), [[6, 8], [10, 12]])
+
+
+def test_feeding_an_intermediate_tensor_overrides_it_and_skips_its_inputs():
+    x = sg.placeholder(sg.float32, [2], name="x")
+    h = sg.exp(x)
+    y = h + 1.0
+    with sg.Session() as sess:
+        # x is unfed: feeding h makes x unnecessary
+        np.testing.assert_array_equal(sess.run(y, {h: [1.0, 2.0]}), [2.0, 3.0])
+        np.testing.assert_allclose(sess.run(y, {x: [0.0, 0.0]}), [2.0, 2.0])
+        # a fed constant or variable is overridden too
+        c = sg.constant(10.0)
+        assert sess.run(c * 2.0, {c: 1.5}) == 3.0
+        v = sg.Variable(1.0)
+        assert sess.run(v + 1.0, {v: 5.0}) == 6.0  # no initializer needed
+
+
+def test_only_the_needed_subgraph_runs():
+    x = sg.placeholder(sg.float32, [], name="x")
+    unused = sg.placeholder(sg.float32, [], name="unused")
+    v = sg.Variable(0.0)
+    _ = unused * 2.0 + v  # an unfed placeholder and an uninitialized variable on another branch
+    with sg.Session() as sess:
+        assert sess.run(x + 1.0, {x: 1.0}) == 2.0
+
+
+def test_ops_added_after_the_session_was_created_can_be_run():
+    x = sg.placeholder(sg.float32, [3])
+    v = sg.Variable([1.0, 2.0, 3.0])
+    sess = sg.Session()
+    sess.run(sg.global_variables_initializer())
+    total = sg.reduce_sum(v * x)  # built after the session and after a run
+    assert sess.run(total, {x: [1.0, 1.0, 1.0]}) == 6.0
+    sess.close()
+
+
+# ---- variables are the session's state --------------------------------------------------------
+
+
+def test_variables_persist_across_runs_and_are_separate_per_session():
+    v = sg.Variable(0, name="counter")
+    inc = v.assign_add(1)
+    s1, s2 = sg.Session(), sg.Session()
+    s1.run(v.initializer)
+    s2.run(v.initializer)
+    for _ in range(3):
+        s1.run(inc)
+    s2.run(inc)
+    assert s1.run(v) == 3 and s2.run(v) == 1
+    s3 = sg.Session()
+    with pytest.raises(sg.errors.FailedPreconditionError):
+        s3.run(v)
+    for s in (s1, s2, s3):
+        s.close()
+
+
+def test_fetched_values_never_alias_variable_storage():
+    v = sg.Variable(np.zeros(3))
+    with sg.Session() as sess:
+        sess.run(v.initializer)
+        for fetch in (v, sg.identity(v), v[:], sg.reshape(v, [3, 1]), v.assign_add(np.ones(3))):
+            out = sess.run(fetch)
+            before = sess.run(v)
+            out[...] = 99.0  # fetched arrays are the caller's to change
+            np.testing.assert_array_equal(sess.run(v), before)
+
+
+def test_values_fed_or_loaded_into_a_variable_are_copied():
+    """The caller's array stays the caller's: changing it later leaves the variable alone."""
+    v = sg.Variable(np.zeros(2))
+    p = sg.placeholder(sg.float64, [2])
+    with sg.Session() as sess:
+        fed = np.array([3.0, 4.0])
+        sess.run(v.assign(p), {p: fed})
+        fed[:] = -1.0
+        np.testing.assert_array_equal(sess.run(v), [3.0, 4.0])
+        loaded = np.array([5.0, 6.0])
+        v.load(loaded, sess)
+        loaded[:] = -1.0
+        np.testing.assert_array_equal(sess.run(v), [5.0, 6.0])
+
+
+def test_fetching_a_fed_value_gives_a_copy():
+    p = sg.placeholder(sg.float32, [2])
+    fed = np.array([1.0, 2.0], np.float32)
+    with sg.Session() as sess:
+        out, same = sess.run([p, sg.reshape(p, [2, 1])], {p: fed})
+    out[:] = 7.0
+    same[:] = 8.0
+    np.testing.assert_array_equal(fed, [1.0, 2.0])
+
+
+def test_reads_in_a_run_see_the_value_from_before_its_writes():
+    v = sg.Variable(10)
+    with sg.Session() as sess:
+        sess.run(v.initializer)
+        old, new = sess.run([v, v.assign_add(1)])
+        assert (old, new) == (10, 11)
+        assert sess.run(v) == 11
+
+
+def test_read_value_under_a_control_dependency_sees_the_write():
+    v = sg.Variable(10)
+    inc = v.assign_add(5)
+    with sg.control_dependencies([inc]):
+        after = v.read_value()
+    with sg.Session() as sess:
+        sess.run(v.initializer)
+        assert sess.run(after) == 15
+        assert sess.run([v, after]) == [15, 20]
+
+
+def test_control_dependencies_and_group_run_their_ops():
+    a = sg.Variable(0)
+    b = sg.Variable(0)
+    x = sg.placeholder(sg.int32, [])
+    with sg.control_dependencies([a.assign_add(1)]):
+        y = sg.identity(x)
+    both = sg.group(a.assign_add(10), b.assign_add(100))
+    with sg.Session() as sess:
+        sess.run(sg.global_variables_initializer())
+        assert sess.run(y, {x: 7}) == 7
+        assert sess.run(both) is None
+        assert sess.run([a, b]) == [11, 100]
+        with sg.control_dependencies(None):
+            plain = sg.identity(x)
+        sess.run(plain, {x: 0})  # no control input: a is unchanged
+        assert sess.run(a) == 11
+
+
+# ---- fed-value conversion rules (TF1's: no value may change kind) -----------------------------
+
+
+@pytest.mark.parametrize("dtype, value, expected", [
+    (sg.float32, np.array([0.1, 0.2]), np.array([0.1, 0.2], np.float32)),
+    (sg.float32, [1, 2], np.array([1.0, 2.0], np.float32)),
+    (sg.float64, 1.5, np.float64(1.5)),
+    (sg.int32, np.array([0, 255], np.uint8), np.array([0, 255], np.int32)),
+    (sg.int32, [3, 4], np.array([3, 4], np.int32)),
+    (sg.int64, np.int32(7), np.int64(7)),
+    (sg.int8, [-128, 127], np.array([-128, 127], np.int8)),
+    (sg.bool, [True, False], np.array([True, False])),
+])
+def test_fed_values_are_converted_when_no_value_changes_kind(dtype, value, expected):
+    p = sg.placeholder(dtype)
+    with sg.Session() as sess:
+        out = sess.run(p, {p: value})
+    assert out.dtype == dtype.np
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype, value, words", [
+    (sg.int32, 1.5, "float64 data to int32"),
+    (sg.int32, np.array([1.0, 2.0], np.float32), "float32 data to int32"),
+    (sg.int8, 300, "overflow int8"),
+    (sg.int32, [1, 2 ** 40], "overflow int32"),
+    (sg.uint8, -1, "overflow uint8"),
+    (sg.float32, True, "bool data to float32"),
+    (sg.int32, np.array([True]), "bool data to int32"),
+    (sg.bool, 1, "to bool"),
+])
+def test_fed_values_that_would_change_kind_or_overflow_are_refused(dtype, value, words):
+    p = sg.placeholder(dtype, name="p")
+    with sg.Session() as sess, pytest.raises(TypeError, match=words):
+        sess.run(p, {p: value})
+
+
+# ---- lifetime and default sessions ------------------------------------------------------------
+
+
+def test_context_manager_closes_and_closed_sessions_refuse_to_run():
+    x = sg.constant(1.0)
+    with sg.Session() as sess:
+        assert sg.get_default_session() is sess
+        assert sess.run(x) == 1.0
+    with pytest.raises(RuntimeError, match="closed"):
+        sess.run(x)
+    other = sg.Session()
+    other.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        other.run(x)
+
+
+def test_eval_and_operation_run_use_the_default_session():
+    x = sg.placeholder(sg.float32, [])
+    v = sg.Variable(1.0)
+    inc = v.assign_add(1.0)
+    with pytest.raises(ValueError, match="no default session"):
+        x.eval({x: 1.0})
+    with sg.Session():
+        v.initializer.run()
+        inc.op.run()
+        assert v.eval() == 2.0
+        assert (x * 3.0).eval({x: 2.0}) == 6.0
+    sess = sg.Session()
+    with sess.as_default():
+        v.initializer.run()
+        assert v.eval() == 1.0
+    assert v.eval(session=sess) == 1.0
+    sess.close()
+
+
+def test_session_on_an_explicit_graph():
+    g = sg.Graph()
+    with g.as_default():
+        c = sg.constant(2.0)
+    with sg.Session(graph=g) as sess:
+        assert sg.get_default_graph() is g  # a session's `with` makes its graph the default
+        assert sess.run(c * c) == 4.0
