@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -14,10 +15,11 @@ from runtime.fetches import flatten
 from runtime.variables import VariableStore
 from symgraph import dtypes as _dt
 from symgraph import session_context
-from symgraph.errors import InvalidArgumentError
+from symgraph.errors import InvalidArgumentError, OpError
 from symgraph.graph import Graph, Node, Tensor, get_default_graph
 
-DEVICES = ("reference",)
+DEVICES = ("reference", "cpu")
+DEFAULT_DEVICE = "reference"
 
 
 class Session:
@@ -27,11 +29,15 @@ class Session:
       target: unused; kept so that TF1's positional `Session('', graph)` works.
       graph: the graph to run (default: the default graph at creation).
       config: unused, accepted for TF1 compatibility.
-      device: where plans run. "reference" computes op by op with NumPy.
+      device: where plans run. "reference" computes op by op with NumPy, on the graph as written
+        (the oracle); "cpu" runs the optimized graph. Default: $SYMGRAPH_DEVICE, else
+        DEFAULT_DEVICE.
     """
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 device: str = "reference") -> None:
+                 device: str | None = None) -> None:
+        if device is None:
+            device = os.environ.get("SYMGRAPH_DEVICE", DEFAULT_DEVICE)
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
         self.graph = graph if graph is not None else get_default_graph()
@@ -83,21 +89,33 @@ class Session:
         targets = [self._fetch_node(f) for f in leaves]
         feeds = self._convert_feeds(feed_dict or {})
         nodes = list(dict.fromkeys(node for node, _ in targets))
-        key = (tuple(n.id for n in nodes), tuple(sorted(feeds)))
+        feed_ids = tuple(sorted(feeds))
+        key = (tuple(n.id for n in nodes), feed_ids)
         with self._lock:
             plan = self._plans.get(key)
             if plan is None:
-                plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feeds])
+                plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feed_ids],
+                                    optimize_graph=self.device != "reference")
                 self._plans[key] = plan
+            program = plan.program
             if plan.unfed:
-                missing = "; ".join(n.output.describe() for n in plan.unfed)
+                unfed = [program.user_node(n) for n in plan.unfed]
+                missing = "; ".join(n.output.describe() for n in unfed)
                 raise InvalidArgumentError(
                     f"you must feed a value for placeholder(s) {missing}: the fetches need them",
-                    plan.unfed[0])
-            values = reference.run_steps(plan, dict(feeds), self._store)
+                    unfed[0])
+            values = {node.id: feeds[i] for node, i in zip(program.inputs, feed_ids)
+                      if node is not None}
+            try:
+                values = reference.run_steps(plan, values, self._store)
+            except OpError as e:
+                if e.node is not None:
+                    e.node = program.user_node(e.node)
+                raise
+        by_fetch = {n.id: values.get(out.id) for n, out in zip(nodes, plan.program.outputs)}
         results = []
         for node, is_op in targets:
-            value = values.get(node.id)
+            value = by_fetch[node.id]
             if is_op or value is None:
                 results.append(None)
             else:

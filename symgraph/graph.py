@@ -279,6 +279,7 @@ class Graph:
                 unique = name[:-1]  # an exact name reserved by name_scope (TF1's convention)
                 if unique in self._names:
                     raise ValueError(f"the graph already has a node named {unique!r}")
+                self._name_counts.setdefault(unique.lower(), 1)
             else:
                 if name is not None:
                     _check_name(name)

@@ -6,6 +6,7 @@ The first dense layer's variables are `dense/kernel` and `dense/bias`, the secon
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,13 @@ from symgraph.ops.elementwise import cast, where
 from symgraph.ops.inference import rank_of
 from symgraph.ops.shape_ops import reshape
 from symgraph.shapes import normalize_axis
-from symgraph.variable_scope import get_variable, variable_scope
+from symgraph.variable_scope import (
+    AUTO_REUSE,
+    VariableScope,
+    get_variable,
+    get_variable_scope,
+    variable_scope,
+)
 from symgraph.variables import GraphKeys, add_to_collection
 
 __all__ = ["dense", "conv2d", "max_pooling2d", "average_pooling2d", "flatten", "dropout",
@@ -25,17 +32,32 @@ __all__ = ["dense", "conv2d", "max_pooling2d", "average_pooling2d", "flatten", "
 
 
 def _scope_name(name: str | None, default: str) -> str:
-    """`name`, or the first of default, default_1, ... that no variable in this scope uses."""
+    """`name`, or the first of default, default_1, ... not yet taken in this variable scope.
+
+    As in TF1, names count per entry of the enclosing variable scope: re-entering it with reuse
+    (`with sg.variable_scope("model", reuse=True)`) names its layers dense, dense_1, ... again,
+    so they share the variables made on the first entry. Without reuse, a name whose variables
+    already exist is skipped too. The variable scope (not the name scope) sets the prefix.
+    """
+    scope = get_variable_scope()
+    taken = _TAKEN.setdefault(scope, set())
     if name:
+        taken.add(name)
         return name
-    graph = get_default_graph()
-    prefix = f"{graph._scope}/" if graph._scope else ""
-    used = [v.var_name for v in graph.get_collection(GraphKeys.GLOBAL_VARIABLES)]
+    prefix = f"{scope.name}/" if scope.name else ""
+    reusing = scope.reuse is True or scope.reuse is AUTO_REUSE
+    used = [] if reusing else [v.var_name for v in
+                               get_default_graph().get_collection(GraphKeys.GLOBAL_VARIABLES)]
     candidate, i = default, 0
-    while any(n.startswith(f"{prefix}{candidate}/") for n in used):
+    while candidate in taken or any(n.startswith(f"{prefix}{candidate}/") for n in used):
         i += 1
         candidate = f"{default}_{i}"
+    taken.add(candidate)
     return candidate
+
+
+# The layer names taken in each entry of a variable scope (each `with` makes a new scope object).
+_TAKEN: weakref.WeakKeyDictionary[VariableScope, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _or_default(initializer: Any, default: Any) -> Any:

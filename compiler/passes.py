@@ -1,0 +1,165 @@
+"""Graph-to-graph optimizations: each takes a Program and returns a new one (nodes never change).
+
+Every pass is `rebuild` with a local rewrite, so each also drops dead code. Only pure ops are
+touched: an op with an `effect` (variables, assignments, random draws) is never folded, merged
+or removed while live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler.program import Program, make_node, rebuild
+from symgraph.dtypes import DType
+from symgraph.graph import Node, Tensor
+from symgraph.ops import elementwise as ew
+from symgraph.ops import nn as nn_ops
+from symgraph.ops import shape_ops
+from symgraph.ops.state import CONSTANT
+from symgraph.registry import OpDef
+from symgraph.shapes import TensorShape
+
+FOLD_LIMIT = 1 << 16  # largest folded constant, in elements: bigger ones cost more than they save
+
+
+def is_pure(opdef: OpDef) -> bool:
+    """Computes a value from its inputs alone: safe to fold, merge and drop."""
+    return opdef.effect is None and opdef.numpy is not None and opdef.has_output
+
+
+def eliminate_dead_code(program: Program) -> Program:
+    """Drops the nodes no output depends on."""
+    return rebuild(program)
+
+
+# ---- common subexpressions ----------------------------------------------------------------------
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, exact stand-in for an attribute value."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (DType, TensorShape)):
+        return (type(value).__name__, repr(value))
+    if isinstance(value, float):
+        return ("float", value.hex())  # keeps -0.0 apart from 0.0
+    return value
+
+
+def structural_key(node: Node, inputs: list[Tensor]) -> tuple:
+    """What makes two pure nodes compute the same value: op, inputs, attributes."""
+    return (node.opdef.name, tuple(t.node.id for t in inputs), _freeze(node.attrs))
+
+
+def eliminate_common_subexpressions(program: Program) -> Program:
+    """Merges pure nodes with the same op, inputs and attributes (equal constants included)."""
+    seen: dict[tuple, Tensor] = {}
+
+    def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
+        if not is_pure(node.opdef):
+            return None
+        key = structural_key(node, inputs)
+        if key in seen:
+            return seen[key]
+        seen[key] = make_node(node.opdef, inputs, node.attrs, node)
+        return seen[key]
+
+    return rebuild(program, rewrite)
+
+
+# ---- constant folding ---------------------------------------------------------------------------
+
+
+def constant_value(t: Tensor) -> np.ndarray | None:
+    return t.node.attrs["value"] if t.node.opdef is CONSTANT else None
+
+
+def make_constant(value: np.ndarray, like: Node) -> Tensor:
+    arr = np.array(value, dtype=like.dtype.np, copy=True)
+    arr.setflags(write=False)
+    return make_node(CONSTANT, [], {"value": arr, "dtype": like.dtype,
+                                    "shape": TensorShape(arr.shape)}, like)
+
+
+def fold_constants(program: Program) -> Program:
+    """Computes, once, every pure node whose inputs are all constants."""
+
+    def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
+        if node.opdef is CONSTANT or not is_pure(node.opdef) or not inputs:
+            return None
+        values = [constant_value(t) for t in inputs]
+        if any(v is None for v in values):
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(node.opdef.numpy(*values, **node.attrs))
+        except Exception:
+            return None  # let it fail at run time, with the usual error naming the op
+        if out.size > FOLD_LIMIT or not node.shape.is_compatible_with(out.shape):
+            return None
+        return make_constant(out, node)
+
+    return rebuild(program, rewrite)
+
+
+# ---- algebraic simplification -------------------------------------------------------------------
+
+
+def _is_constant_equal_to(t: Tensor, value: float) -> bool:
+    v = constant_value(t)
+    return v is not None and v.size > 0 and bool(np.all(v == value))
+
+
+def _same_type(a: Tensor, node: Node) -> bool:
+    """`a` can stand for node's output: same dtype and the same static shape."""
+    return a.dtype == node.dtype and a.shape == node.shape
+
+
+def _simplify_one(node: Node, inputs: list[Tensor]) -> Tensor | None:
+    op = node.opdef
+    if op in (ew.IDENTITY, ew.STOP_GRADIENT):  # forward values pass through unchanged
+        return inputs[0]
+    if op in (ew.MULTIPLY, ew.ADD, ew.SUBTRACT, ew.DIVIDE):
+        neutral = 1 if op in (ew.MULTIPLY, ew.DIVIDE) else 0
+        x, y = inputs
+        if _is_constant_equal_to(y, neutral) and _same_type(x, node):
+            return x  # x * 1, x + 0, x - 0, x / 1
+        if op.commutative and _is_constant_equal_to(x, neutral) and _same_type(y, node):
+            return y  # 1 * y, 0 + y
+    if op is ew.NEGATIVE and inputs[0].node.opdef is ew.NEGATIVE:
+        return inputs[0].node.inputs[0]  # -(-x)
+    if op is ew.LOG and inputs[0].node.opdef is ew.EXP:
+        return inputs[0].node.inputs[0]  # log(exp(x))
+    if op is ew.LOG and inputs[0].node.opdef is nn_ops.SOFTMAX:
+        inner = inputs[0].node  # log(softmax(x)) -> the stable log_softmax(x)
+        return make_node(nn_ops.LOG_SOFTMAX, list(inner.inputs), dict(inner.attrs), node)
+    if op is shape_ops.TRANSPOSE and inputs[0].node.opdef is shape_ops.TRANSPOSE:
+        inner = inputs[0].node
+        perm = tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])
+        source = inner.inputs[0]
+        if perm == tuple(range(len(perm))):
+            return source
+        return make_node(shape_ops.TRANSPOSE, [source], {"perm": perm}, node)
+    if op is shape_ops.RESHAPE:
+        x = inputs[0]
+        if x.node.opdef in (shape_ops.RESHAPE, shape_ops.RESHAPE_LIKE) and \
+                x.node.inputs[0].shape.rank is not None:
+            x = x.node.inputs[0]  # reshape(reshape(x)) = reshape(x)
+            if _same_type(x, node) and node.shape.is_fully_defined():
+                return x
+            return make_node(shape_ops.RESHAPE, [x], dict(node.attrs), node)
+        if _same_type(x, node) and node.shape.is_fully_defined():
+            return x  # a reshape to the shape it already has
+    return None
+
+
+def simplify(program: Program) -> Program:
+    """Algebraic identities: x*1, x+0, -(-x), log(exp(x)), log(softmax(x)) -> log_softmax(x),
+    transpose of transpose, reshape of reshape, identity and stop_gradient (forward)."""
+    return rebuild(program, _simplify_one)
