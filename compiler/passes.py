@@ -77,7 +77,10 @@ def eliminate_common_subexpressions(program: Program) -> Program:
 
 
 def constant_value(t: Tensor) -> np.ndarray | None:
-    return t.node.attrs["value"] if t.node.opdef is CONSTANT else None
+    """The value of a constant that may be used in place of its node; a constant with control
+    inputs must still wait for them, so it is not one."""
+    node = t.node
+    return node.attrs["value"] if node.opdef is CONSTANT and not node.control_inputs else None
 
 
 def make_constant(value: np.ndarray, like: Node) -> Tensor:
@@ -121,6 +124,18 @@ def _same_type(a: Tensor, node: Node) -> bool:
     return a.dtype == node.dtype and a.shape == node.shape
 
 
+def _passes_through(x: Tensor, neutral: Tensor, node: Node) -> bool:
+    """`x op neutral` is `x` itself: same type, and the neutral constant cannot broadcast `x` to a
+    bigger shape (against an unknown rank, only a 0-d constant is sure not to)."""
+    return _same_type(x, node) and (x.shape.rank is not None or neutral.shape.rank == 0)
+
+
+def _producer(t: Tensor) -> OpDef | None:
+    """The op computing `t`, when a rewrite may look through it: a node with control inputs
+    must still run after them, so a rewrite that would bypass it (and drop it) may not."""
+    return None if t.node.control_inputs else t.node.opdef
+
+
 def _simplify_one(node: Node, inputs: list[Tensor]) -> Tensor | None:
     op = node.opdef
     if op in (ew.IDENTITY, ew.STOP_GRADIENT):  # forward values pass through unchanged
@@ -128,18 +143,18 @@ def _simplify_one(node: Node, inputs: list[Tensor]) -> Tensor | None:
     if op in (ew.MULTIPLY, ew.ADD, ew.SUBTRACT, ew.DIVIDE):
         neutral = 1 if op in (ew.MULTIPLY, ew.DIVIDE) else 0
         x, y = inputs
-        if _is_constant_equal_to(y, neutral) and _same_type(x, node):
+        if _is_constant_equal_to(y, neutral) and _passes_through(x, y, node):
             return x  # x * 1, x + 0, x - 0, x / 1
-        if op.commutative and _is_constant_equal_to(x, neutral) and _same_type(y, node):
+        if op.commutative and _is_constant_equal_to(x, neutral) and _passes_through(y, x, node):
             return y  # 1 * y, 0 + y
-    if op is ew.NEGATIVE and inputs[0].node.opdef is ew.NEGATIVE:
+    if op is ew.NEGATIVE and _producer(inputs[0]) is ew.NEGATIVE:
         return inputs[0].node.inputs[0]  # -(-x)
-    if op is ew.LOG and inputs[0].node.opdef is ew.EXP:
+    if op is ew.LOG and _producer(inputs[0]) is ew.EXP:
         return inputs[0].node.inputs[0]  # log(exp(x))
-    if op is ew.LOG and inputs[0].node.opdef is nn_ops.SOFTMAX:
+    if op is ew.LOG and _producer(inputs[0]) is nn_ops.SOFTMAX:
         inner = inputs[0].node  # log(softmax(x)) -> the stable log_softmax(x)
         return make_node(nn_ops.LOG_SOFTMAX, list(inner.inputs), dict(inner.attrs), node)
-    if op is shape_ops.TRANSPOSE and inputs[0].node.opdef is shape_ops.TRANSPOSE:
+    if op is shape_ops.TRANSPOSE and _producer(inputs[0]) is shape_ops.TRANSPOSE:
         inner = inputs[0].node
         perm = tuple(inner.attrs["perm"][p] for p in node.attrs["perm"])
         source = inner.inputs[0]
@@ -148,7 +163,7 @@ def _simplify_one(node: Node, inputs: list[Tensor]) -> Tensor | None:
         return make_node(shape_ops.TRANSPOSE, [source], {"perm": perm}, node)
     if op is shape_ops.RESHAPE:
         x = inputs[0]
-        if x.node.opdef in (shape_ops.RESHAPE, shape_ops.RESHAPE_LIKE) and \
+        if _producer(x) in (shape_ops.RESHAPE, shape_ops.RESHAPE_LIKE) and \
                 x.node.inputs[0].shape.rank is not None:
             x = x.node.inputs[0]  # reshape(reshape(x)) = reshape(x)
             if _same_type(x, node) and node.shape.is_fully_defined():

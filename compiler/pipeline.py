@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from compiler import passes
+from compiler.cache import debug
 from compiler.plan import Plan
 from compiler.program import Program, extract
-from compiler.schedule import schedule, unfed_placeholders
+from compiler.schedule import lifetimes, schedule, unfed_placeholders
 from symgraph.graph import Graph, Node
 
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
@@ -18,21 +20,50 @@ PASSES = (
     passes.simplify,
     passes.eliminate_dead_code,
 )
+TARGETS = ("reference", "cpu")
 
 
 def optimize(program: Program) -> Program:
     for optimization in PASSES:
+        before = len(program.graph.nodes)
         program = optimization(program)
+        debug(1, f"pass {optimization.__name__}: {before} -> {len(program.graph.nodes)} nodes")
     return program
 
 
+def fuse(steps: list[Node], program: Program) -> list[Any]:
+    """Replaces each fusable group of steps by one compiled kernel, placed at its first node."""
+    from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling for it
+    from compiler.fusion import find_groups
+
+    consumers: dict[int, list[Node]] = {}
+    for node in steps:
+        for t in node.inputs:
+            consumers.setdefault(t.node.id, []).append(node)
+    keep = {n.id for n in program.outputs}
+    kernel_at: dict[int, Any] = {}
+    fused: set[int] = set()
+    for group in find_groups(steps):
+        kernel = compile_group(group, consumers, keep)
+        debug(1, f"kernel {kernel.name}: " + " -> ".join(m.opdef.name for m in group.members))
+        kernel_at[group.members[0].id] = kernel
+        fused |= group.ids
+    return [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]
+
+
 def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
-                 optimize_graph: bool = False) -> Plan:
-    """Extracts what `fetches` need given `feeds`, optionally optimizes it, orders the steps."""
+                 target: str = "reference") -> Plan:
+    """Extracts what `fetches` need given `feeds`; for "cpu" also optimizes it and compiles
+    fused kernels; orders the steps and plans when each value is dropped."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
     program = extract(graph, fetches, feeds)
-    if optimize_graph:
+    if target != "reference":
         program = optimize(program)
     feed_ids = {n.id for n in program.inputs if n is not None}
-    steps, free_after = schedule(program.outputs, feed_ids)
-    return Plan(program=program, steps=steps, free_after=free_after,
-                unfed=unfed_placeholders(steps))
+    nodes = schedule(program.outputs, feed_ids)
+    unfed = unfed_placeholders(nodes)
+    steps: list[Any] = nodes if target == "reference" or unfed else fuse(nodes, program)
+    keep = {n.id for n in program.outputs}
+    return Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
+                unfed=unfed)

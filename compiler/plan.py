@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from compiler.program import Program
 from symgraph.graph import Node
@@ -15,12 +16,17 @@ class Plan:
     Attributes:
       program: the graph the steps belong to, with its outputs (one per fetch) and inputs (one
         placeholder per feed).
-      steps: the nodes to compute, in an order where inputs and control inputs come first.
+      steps: in order; each a Node (computed by the reference function of its op) or a compiled
+        kernel (codegen_cpu.Kernel) that computes several nodes in one loop.
       free_after: for each step, the ids of values no later step needs (dropped after it).
       unfed: placeholders the steps need but no feed supplies (the run must fail, naming them).
     """
 
     program: Program
-    steps: tuple[Node, ...]
+    steps: tuple[Any, ...]
     free_after: tuple[tuple[int, ...], ...]
     unfed: tuple[Node, ...]
+
+    @property
+    def kernels(self) -> list[Any]:
+        return [s for s in self.steps if not isinstance(s, Node)]

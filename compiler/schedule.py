@@ -1,8 +1,9 @@
-"""Pruning to the fetched subgraph and ordering its steps."""
+"""Pruning to the fetched subgraph, ordering its steps, and when each value can be dropped."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from symgraph.graph import Node
 from symgraph.registry import OpKind
@@ -31,28 +32,43 @@ def needed_nodes(fetches: Sequence[Node], feeds: set[int]) -> list[Node]:
     return order
 
 
-def schedule(fetches: Sequence[Node], feeds: set[int]) -> tuple[tuple[Node, ...],
-                                                                 tuple[tuple[int, ...], ...]]:
-    """Steps in creation order (a topological order: inputs are always created first).
+def is_leaf(node: Node) -> bool:
+    """A constant or a variable's value: no inputs, available from the start of a run."""
+    return node.opdef.kind is OpKind.SOURCE and not node.inputs and not node.control_inputs \
+        and (node.opdef.numpy is not None or node.opdef.effect is not None)
+
+
+def schedule(fetches: Sequence[Node], feeds: set[int]) -> list[Node]:
+    """The nodes to compute: leaves first, then the rest in creation order (a topological order:
+    inputs are always created first).
 
     Creation order also fixes the order of state ops: a variable's tensor is read before any
-    assignment created after it, and `read_value()` reads after its control dependencies.
-    Returns the steps and, for each, the ids of values that no later step needs.
+    assignment (an assignment is created after its variable), and `read_value()` reads after
+    its control dependencies. Reading every variable first keeps that true.
     """
-    steps = tuple(sorted((n for n in needed_nodes(fetches, feeds) if n.id not in feeds),
-                         key=lambda n: n.id))
-    keep = {n.id for n in fetches}
+    return sorted((n for n in needed_nodes(fetches, feeds) if n.id not in feeds),
+                  key=lambda n: (not is_leaf(n), n.id))
+
+
+def step_inputs(step: Any) -> tuple[int, ...]:
+    """Ids of the values a step reads: a node's data inputs, or a kernel's inputs."""
+    if isinstance(step, Node):
+        refs = step.opdef.ref_inputs
+        return tuple(t.node.id for i, t in enumerate(step.inputs) if i not in refs)
+    return step.inputs
+
+
+def lifetimes(steps: Sequence[Any], keep: set[int]) -> tuple[tuple[int, ...], ...]:
+    """For each step, the ids of values that no later step reads (and are not fetched)."""
     last_use: dict[int, int] = {}
-    for i, node in enumerate(steps):
-        refs = node.opdef.ref_inputs
-        for j, t in enumerate(node.inputs):
-            if j not in refs:
-                last_use[t.node.id] = i
+    for i, step in enumerate(steps):
+        for value_id in step_inputs(step):
+            last_use[value_id] = i
     free: list[list[int]] = [[] for _ in steps]
     for value_id, i in last_use.items():
         if value_id not in keep:
             free[i].append(value_id)
-    return steps, tuple(tuple(f) for f in free)
+    return tuple(tuple(f) for f in free)
 
 
 def unfed_placeholders(steps: Sequence[Node]) -> tuple[Node, ...]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from symgraph.errors import InvalidArgumentError, OpError
+from symgraph.errors import InvalidArgumentError
 from symgraph.graph import Node
 
 
@@ -36,25 +36,3 @@ def _check_shape(node: Node, out: np.ndarray) -> None:
         raise InvalidArgumentError(
             f"{node.describe()} computed a value of shape {out.shape}, but its static shape is "
             f"{shape}; the fed values do not fit the graph", node)
-
-
-def run_steps(plan: Any, values: dict[int, Any], state: Any) -> dict[int, Any]:
-    """Runs a plan's steps; `values` holds the fed values by node id and gets every result."""
-    with np.errstate(all="ignore"):  # inf and nan propagate as in TF1; no warnings per op
-        for node, free in zip(plan.steps, plan.free_after):
-            refs = node.opdef.ref_inputs
-            args = [None if i in refs else values[t.node.id] for i, t in enumerate(node.inputs)]
-            try:
-                values[node.id] = evaluate(node, args, state)
-            except OpError:
-                raise
-            except Exception as e:  # a NumPy error for run-time values: name the op and inputs
-                inputs = ", ".join(
-                    f"{t.name} {np.shape(a)} {t.dtype.name}"
-                    for t, a in zip(node.inputs, args) if a is not None)
-                raise InvalidArgumentError(
-                    f"{node.describe()} failed on inputs [{inputs}]: "
-                    f"{type(e).__name__}: {e}", node) from e
-            for value_id in free:
-                values.pop(value_id, None)
-    return values

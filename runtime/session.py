@@ -10,7 +10,7 @@ import numpy as np
 
 from compiler.pipeline import compile_plan
 from compiler.plan import Plan
-from runtime import reference
+from runtime import executor
 from runtime.fetches import flatten
 from runtime.variables import VariableStore
 from symgraph import dtypes as _dt
@@ -95,7 +95,7 @@ class Session:
             plan = self._plans.get(key)
             if plan is None:
                 plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feed_ids],
-                                    optimize_graph=self.device != "reference")
+                                    target=self.device)
                 self._plans[key] = plan
             program = plan.program
             if plan.unfed:
@@ -107,7 +107,7 @@ class Session:
             values = {node.id: feeds[i] for node, i in zip(program.inputs, feed_ids)
                       if node is not None}
             try:
-                values = reference.run_steps(plan, values, self._store)
+                values = executor.run_steps(plan, values, self._store)
             except OpError as e:
                 if e.node is not None:
                     e.node = program.user_node(e.node)

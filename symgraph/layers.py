@@ -189,12 +189,12 @@ def batch_normalization(inputs: Any, axis: int = -1, momentum: float = 0.99,
                                   trainable=False)
 
         def shaped(t: Tensor | None) -> Tensor | None:
-            return None if t is None or axis == rank - 1 else reshape(t, broadcast_shape)
+            # (features,) -> broadcastable against x; the last axis broadcasts as it is
+            return t if t is None or axis == rank - 1 else reshape(t, broadcast_shape)
 
         def normalize(mean: Tensor, var: Tensor) -> Tensor:
-            g, b = (shaped(gamma) or gamma), (shaped(beta) or beta)
-            m, v = (shaped(mean) or mean), (shaped(var) or var)
-            return nn.batch_normalization(x, m, v, b, g, epsilon)
+            return nn.batch_normalization(x, shaped(mean), shaped(var), shaped(beta),
+                                          shaped(gamma), epsilon)
 
         if training is False:
             return normalize(moving_mean, moving_var)

@@ -61,9 +61,9 @@ DIVIDE = register(OpDef("divide", E, elementwise(FLOAT), np.divide, scalar="({0}
                         grad=lambda n, g: (g / n.inputs[1],
                                            -g * n.inputs[0] / square(n.inputs[1]))))
 FLOORDIV = register(OpDef("floordiv", E, elementwise(NUMERIC), _floordiv,
-                          scalar="({0} // {1})", grad=NOT_DIFFERENTIABLE))
+                          scalar="floordiv_({0}, {1})", grad=NOT_DIFFERENTIABLE))
 # x mod y = x - floor(x/y) y: d/dx = 1, d/dy = -floor(x/y)
-MOD = register(OpDef("mod", E, elementwise(NUMERIC), _mod, scalar="({0} % {1})",
+MOD = register(OpDef("mod", E, elementwise(NUMERIC), _mod, scalar="floormod_({0}, {1})",
                      grad=lambda n, g: (g, -g * floordiv(n.inputs[0], n.inputs[1]))))
 
 
@@ -78,10 +78,10 @@ def _pow_grad(n, g):
 POW = register(OpDef("pow", E, elementwise(NUMERIC), np.power, scalar="({0} ** {1})",
                      grad=_pow_grad))
 MAXIMUM = register(OpDef("maximum", E, elementwise(NUMERIC), np.maximum,
-                         scalar="max({0}, {1})", commutative=True,
+                         scalar="maximum_({0}, {1})", commutative=True,
                          grad=lambda n, g: _select_grad(greater_equal(*n.inputs), g)))
 MINIMUM = register(OpDef("minimum", E, elementwise(NUMERIC), np.minimum,
-                         scalar="min({0}, {1})", commutative=True,
+                         scalar="minimum_({0}, {1})", commutative=True,
                          grad=lambda n, g: _select_grad(less_equal(*n.inputs), g)))
 
 
@@ -112,7 +112,7 @@ EXPM1 = register(OpDef("expm1", E, elementwise(FLOAT), np.expm1, scalar="math.ex
 ABS = register(OpDef("abs", E, elementwise(NUMERIC), np.abs, scalar="abs({0})",
                      grad=lambda n, g: (g * sign(n.inputs[0]),)))
 # sign is piecewise constant: its derivative is 0 wherever it exists (TF1 returns zeros too)
-SIGN = register(OpDef("sign", E, elementwise(NUMERIC), np.sign, scalar="sign({0})",
+SIGN = register(OpDef("sign", E, elementwise(NUMERIC), np.sign, scalar="sign_({0})",
                       grad=lambda n, g: (zeros_like(g),)))
 SIN = register(OpDef("sin", E, elementwise(FLOAT), np.sin, scalar="math.sin({0})",
                      grad=lambda n, g: (g * cos(n.inputs[0]),)))
@@ -120,7 +120,7 @@ COS = register(OpDef("cos", E, elementwise(FLOAT), np.cos, scalar="math.cos({0})
                      grad=lambda n, g: (-g * sin(n.inputs[0]),)))
 TANH = register(OpDef("tanh", E, elementwise(FLOAT), np.tanh, scalar="math.tanh({0})",
                       grad=lambda n, g: (g * (1 - square(n.output)),)))
-SIGMOID = register(OpDef("sigmoid", E, elementwise(FLOAT), _sigmoid, scalar="sigmoid({0})",
+SIGMOID = register(OpDef("sigmoid", E, elementwise(FLOAT), _sigmoid, scalar="sigmoid_({0})",
                          grad=lambda n, g: (g * n.output * (1 - n.output),)))
 
 EQUAL = register(OpDef("equal", E, comparison(ANY), np.equal, scalar="({0} == {1})",

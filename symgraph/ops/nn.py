@@ -29,11 +29,11 @@ def _zeros(g):
 # ---- activations ---------------------------------------------------------------------------------
 
 RELU = register(OpDef("relu", E, elementwise(FLOAT), lambda x: np.maximum(x, 0),
-                      scalar="max({0}, 0)",
+                      scalar="maximum_({0}, 0)",
                       grad=lambda n, g: (where(greater(n.inputs[0], 0), g, _zeros(g)),)))
 RELU6 = register(OpDef(
     "relu6", E, elementwise(FLOAT), lambda x: np.minimum(np.maximum(x, 0), 6),
-    scalar="min(max({0}, 0), 6)",
+    scalar="minimum_(maximum_({0}, 0), 6)",
     grad=lambda n, g: (where(logical_and(greater(n.inputs[0], 0), less(n.inputs[0], 6)), g,
                              _zeros(g)),)))
 # leaky_relu(x) = x for x > 0, alpha x otherwise
@@ -61,7 +61,7 @@ SELU = register(OpDef(
 SOFTPLUS = register(OpDef(
     "softplus", E, elementwise(FLOAT),
     lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
-    scalar="(max({0}, 0) + math.log1p(math.exp(-abs({0}))))",
+    scalar="(maximum_({0}, 0) + math.log1p(math.exp(-abs({0}))))",
     grad=lambda n, g: (g * sigmoid(n.inputs[0]),)))
 # softsign(x) = x / (1 + |x|); derivative 1 / (1 + |x|)^2
 SOFTSIGN = register(OpDef(

@@ -1,0 +1,100 @@
+"""The on-disk kernel cache: generated sources named by a structural hash, jitted with Numba's
+own cache beside them, so a second process compiles nothing.
+
+Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_<n>_<hash8>.py,
+with Numba's compiled code in __pycache__ next to each file. The tag changes with the symgraph
+and Numba versions and with the scalar-function and code-generator sources, so a stale entry is
+never loaded. Files are written atomically (temp file + rename); several processes may fill the
+cache at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+_memo: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def debug_level() -> int:
+    """SYMGRAPH_DEBUG: 1 passes and kernel groups, 2 cache hits and misses, 3 kernel source."""
+    try:
+        return int(os.environ.get("SYMGRAPH_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+def debug(level: int, message: str) -> None:
+    if debug_level() >= level:
+        print(f"[symgraph] {message}", file=sys.stderr)
+
+
+def _tag() -> str:
+    from importlib.metadata import version
+
+    import symgraph
+    from compiler import codegen_cpu, codegen_cpu_scalars
+
+    h = hashlib.sha256()
+    for module in (codegen_cpu_scalars, codegen_cpu):
+        h.update(Path(module.__file__).read_bytes())
+    return f"{symgraph.__version__}-numba{version('numba')}-{h.hexdigest()[:12]}"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "symgraph")
+    return Path(root) / f"kernels-{_tag()}"
+
+
+def kernel_name(members: int, source_template: str) -> str:
+    """fused_<n>_<hash8>: the same in debug output, tracebacks and the cache."""
+    digest = hashlib.sha256(source_template.encode()).hexdigest()[:8]
+    return f"fused_{members}_{digest}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Writes a file so that readers see either nothing or all of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_kernel(name: str, source: str) -> Any:
+    """The jitted function `name` defined by `source`, from memory, disk, or a fresh compile."""
+    with _lock:
+        if name in _memo:
+            return _memo[name]
+        directory = cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.py"
+        if path.exists() and path.read_text() == source:
+            warm = (directory / "__pycache__").exists() and any(
+                p.name.startswith(name) for p in (directory / "__pycache__").iterdir())
+            debug(2, f"cache hit: {name}" + ("" if warm else " (source only: compiling)"))
+        else:
+            reason = "not in the cache" if not path.exists() else "differs on disk"
+            debug(2, f"cache miss: {name} ({reason}): {path}")
+            write_atomically(path, source)
+        debug(3, f"source of {name}:\n{source}")
+        spec = importlib.util.spec_from_file_location(f"symgraph_kernels.{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fn = getattr(module, name)
+        _memo[name] = fn
+        return fn
