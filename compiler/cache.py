@@ -40,10 +40,10 @@ def _tag() -> str:
     from importlib.metadata import version
 
     import symgraph
-    from compiler import codegen_cpu, codegen_cpu_scalars
+    from compiler import cache, codegen_cpu, codegen_cpu_scalars
 
     h = hashlib.sha256()
-    for module in (codegen_cpu_scalars, codegen_cpu):
+    for module in (cache, codegen_cpu_scalars, codegen_cpu):
         h.update(Path(module.__file__).read_bytes())
     return f"{symgraph.__version__}-numba{version('numba')}-{h.hexdigest()[:12]}"
 
@@ -92,8 +92,11 @@ def load_kernel(name: str, source: str) -> Any:
             debug(2, f"cache miss: {name} ({reason}): {path}")
             write_atomically(path, source)
         debug(3, f"source of {name}:\n{source}")
-        spec = importlib.util.spec_from_file_location(f"symgraph_kernels.{name}", path)
+        # registered under a top-level name: Numba's cache re-imports the module by that name
+        module_name = f"symgraph_kernel_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
         spec.loader.exec_module(module)
         fn = getattr(module, name)
         _memo[name] = fn

@@ -1,9 +1,10 @@
-"""CPU code generation: a fused group rendered from the registry's scalar templates to a Python
-source file of one Numba-jitted loop nest, loaded through the on-disk cache.
+"""CPU code generation: a fused group rendered from the registry's templates to a Python source
+file with one Numba-jitted loop nest, loaded through the on-disk cache.
 
 The source is built only from templates, dtypes, ranks and generated identifiers: no user name or
-string ever enters it. Numeric literals become typed constants (np.float32(0.5), not 0.5), so
-float32 kernels compute in float32, and every value is converted to its node's dtype.
+string ever enters it. Numeric literals become typed constants (np.float32(0.5), not 0.5) so that
+float32 kernels compute in float32; every value is converted to its node's dtype; reductions
+accumulate in float64.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import cache
-from compiler.fusion import Group
-from symgraph.dtypes import DType
+from compiler.fusion import Group, is_reduction, is_same_shape
+from symgraph.dtypes import DType, float64
 from symgraph.graph import Node
 
 HEADER = '''\
@@ -26,24 +27,23 @@ import numpy as np
 from numba import njit
 
 from compiler.codegen_cpu_scalars import (
-    bdim_, floordiv_, floormod_, maximum_, minimum_, sigmoid_, sign_,
+    bdim_, floordiv_, floormod_, maximum_, minimum_,
 )
 '''
 DECORATOR = ('@njit(cache=True, nogil=True, error_model="numpy", '
-             'fastmath={"contract", "arcp", "nsz"})')
+             'fastmath={"contract", "arcp", "nsz", "reassoc"})')
 NAME = "KERNEL_NAME"
 
 
 @dataclass(frozen=True)
 class Kernel:
-    """A compiled group: call `fn(*input_values)` to get the output values, in order."""
+    """A compiled group: `fn(*input_values)` returns the output values, in order."""
 
     name: str
     fn: Any
-    inputs: tuple[int, ...]  # node ids of the values it reads
+    inputs: tuple[int, ...]  # node ids of the values it reads (or only the shapes of)
     outputs: tuple[int, ...]  # node ids of the values it produces
     members: tuple[Node, ...]  # every node it computes, in order
-    scalar: bool  # 0-d: outputs come back with shape (1,) and are reshaped to ()
 
 
 class _TypedConstants(ast.NodeTransformer):
@@ -56,9 +56,14 @@ class _TypedConstants(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             return node
-        key = (self.dtype.name, repr(float(node.value)))
-        name = self.table.setdefault(key, f"K{len(self.table)}")
-        return ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node)
+        return ast.copy_location(ast.Name(id=constant(self.table, self.dtype, node.value),
+                                          ctx=ast.Load()), node)
+
+
+def constant(table: dict[tuple[str, str], str], dtype: DType, value: float) -> str:
+    """The name of a module-level constant holding `value` as `dtype`."""
+    key = (dtype.np.name, repr(float(value)))
+    return table.setdefault(key, f"K{len(table)}")
 
 
 def _scalar_type(dtype: DType) -> str:
@@ -73,93 +78,162 @@ def _literal_dtype(node: Node) -> DType:
     return floats[0] if floats else node.dtype
 
 
-def _render_expr(node: Node, operands: list[str], constants: dict) -> str:
-    attrs = {k: repr(v) for k, v in node.attrs.items() if isinstance(v, (int, float, bool))}
-    text = node.opdef.scalar.format(*operands, **attrs)
-    tree = _TypedConstants(_literal_dtype(node), constants).visit(ast.parse(text, mode="eval"))
-    return ast.unparse(tree)
+def _render(template: str, operands: list[str], attrs: dict, dtype: DType,
+            constants: dict) -> str:
+    if "{*}" in template:
+        template = template.replace("{*}", " + ".join(f"{{{i}}}" for i in range(len(operands))))
+    scalars = {k: repr(v) for k, v in attrs.items() if isinstance(v, (int, float, bool))}
+    text = template.format(*operands, **scalars)
+    return ast.unparse(_TypedConstants(dtype, constants).visit(ast.parse(text, mode="eval")))
+
+
+class _Writer:
+    """Collects the lines of one kernel: setup before the loops, the loop body, and the end."""
+
+    def __init__(self, group: Group, inputs: Sequence[Node]) -> None:
+        self.group = group
+        self.rank = group.shape.rank
+        self.inputs = inputs
+        self.slot = {n.id: k for k, n in enumerate(inputs)}
+        self.constants: dict[tuple[str, str], str] = {}
+        self.setup: list[str] = []
+        self.body: list[str] = []
+        self.end: list[str] = []
+        self.idx = [f"i{d}" for d in range(self.rank)]
+        # for each loop dimension, the (input, input axis) pairs that have it
+        self.dims: dict[int, list[tuple[int, int]]] = {d: [] for d in range(self.rank)}
+        for k, n in enumerate(inputs):
+            r = n.shape.rank
+            for j in range(r):
+                self.dims[self.rank - r + j].append((k, j))
+
+    def sizes(self) -> None:
+        """n<d> = the broadcast of every input's size on loop dimension d, checked as NumPy."""
+        for d in range(self.rank):
+            self.setup.append(f"n{d} = 1")
+            for k, j in self.dims[d]:
+                self.setup.append(f"n{d} = bdim_(n{d}, a{k}.shape[{j}])")
+
+    def check_full_shape(self, node: Node, closure: dict[int, set[int]]) -> None:
+        """A member that reads only some inputs must still span the loop at run time (a None
+        dim of one input could be 1 where another's is not); the kernel refuses it otherwise."""
+        for d in range(self.rank):
+            if self.group.shape[d] is not None:
+                continue
+            own = [(k, j) for k, j in self.dims[d] if k in closure[node.id]]
+            if len(own) == len(self.dims[d]):
+                continue
+            self.setup.append("t = 1")
+            self.setup += [f"t = bdim_(t, a{k}.shape[{j}])" for k, j in own]
+            self.setup.append(f"if t != n{d}:\n        raise ValueError('partial shape')")
+
+    def check_same_shape(self, node: Node) -> None:
+        """For a member fused only because its static shapes agree: each input's run-time
+        shape must be the whole loop (no broadcasting), or the kernel refuses."""
+        for t in node.inputs:
+            k = self.slot.get(t.node.id)
+            if k is None:
+                continue  # a member: it spans the loop, checked where it is an output or not
+            for j in range(self.rank):
+                self.setup.append(f"if a{k}.shape[{j}] != n{j}:\n        "
+                                  "raise ValueError('shapes differ')")
+
+    def load(self, k: int) -> None:
+        """x<k> = input k at the loop position, with index 0 on its broadcast dimensions."""
+        n = self.inputs[k]
+        r = n.shape.rank
+        if r == 0:
+            self.body.append(f"x{k} = a{k}[()]")
+            return
+        parts = []
+        for j in range(r):
+            d = self.rank - r + j
+            static = n.shape[j]
+            if static == 1:
+                parts.append("0")
+            elif static is not None and static == self.group.shape[d]:
+                parts.append(self.idx[d])
+            else:
+                self.setup.append(f"s{k}_{j} = 0 if a{k}.shape[{j}] == 1 else 1")
+                parts.append(f"{self.idx[d]} * s{k}_{j}")
+        self.body.append(f"x{k} = a{k}[{', '.join(parts)}]")
+
+    def reduction(self, q: int, node: Node, value: str) -> None:
+        """Accumulates `value` into output q, in float64, and finishes it after the loops."""
+        op = node.opdef
+        axes = set(node.attrs["axis"])
+        init = constant(self.constants, float64, op.reduce_init)
+        full = axes == set(range(self.rank))
+        kept = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(self.rank)) + ")"
+        target = f"r{q}" if full else \
+            f"r{q}[{', '.join('0' if d in axes else self.idx[d] for d in range(self.rank))}]"
+        self.setup.append(f"r{q} = {init}" if full else f"r{q} = np.full({kept}, {init})")
+        combine = op.reduce_combine.format(target, value)
+        self.body.append(f"{target} = {combine}")
+        result = f"r{q}"
+        if op.reduce_finish:
+            count = " * ".join(f"n{d}" for d in sorted(axes)) or "1"
+            result = op.reduce_finish.format(result, f"({count})")
+        out_shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(self.rank)
+                                  if node.attrs["keepdims"] or d not in axes) + ")"
+        dtype = _scalar_type(node.dtype)
+        if full:
+            self.end.append(f"o{q} = np.full({out_shape}, {dtype}({result}))")
+        else:
+            self.end.append(f"o{q} = np.asarray({result}).astype({dtype}).reshape({out_shape})")
 
 
 def render(group: Group, inputs: Sequence[Node], outputs: Sequence[Node]) -> str:
     """The kernel's source, with NAME standing for its function name."""
-    rank = group.shape.rank
-    in_index = {n.id: k for k, n in enumerate(inputs)}
-    constants: dict[tuple[str, str], str] = {}
-    setup: list[str] = []
-    body: list[str] = []
-    idx = [f"i{d}" for d in range(rank)]
+    w = _Writer(group, inputs)
+    w.sizes()
 
-    # iteration sizes: the broadcast of every input's dims, checked as NumPy would
-    dims_of: dict[int, list[tuple[int, int]]] = {d: [] for d in range(rank)}
-    for k, n in enumerate(inputs):
-        r = n.shape.rank
-        for j in range(r):
-            dims_of[rank - r + j].append((k, j))
-    for d in range(rank):
-        setup.append(f"n{d} = 1")
-        for k, j in dims_of[d]:
-            setup.append(f"n{d} = bdim_(n{d}, a{k}.shape[{j}])")
-
-    # a member that reads only some inputs must still have the whole iteration shape
-    closure: dict[int, set[int]] = {}
+    closure: dict[int, set[int]] = {}  # the inputs each member depends on
     for m in group.members:
         closure[m.id] = set()
         for t in m.inputs:
-            closure[m.id] |= closure.get(t.node.id, {in_index[t.node.id]} if t.node.id in in_index
-                                         else set())
+            closure[m.id] |= closure.get(t.node.id, {w.slot[t.node.id]}
+                                         if t.node.id in w.slot else set())
     for o in outputs:
-        for d in range(rank):
-            if group.shape[d] is not None:
-                continue
-            own = [(k, j) for k, j in dims_of[d] if k in closure[o.id]]
-            if len(own) == len(dims_of[d]):
-                continue
-            setup.append("t = 1")
-            for k, j in own:
-                setup.append(f"t = bdim_(t, a{k}.shape[{j}])")
-            setup.append(f"if t != n{d}:\n        raise ValueError('shape differs within group')")
+        w.check_full_shape(o.inputs[0].node if is_reduction(o) else o, closure)
+    for m in group.members:
+        if is_same_shape(m):
+            w.check_same_shape(m)
 
-    # loads: each input indexed by the loop variables, with stride 0 on broadcast dims
-    for k, n in enumerate(inputs):
-        r = n.shape.rank
-        if r == 0:
-            body.append(f"x{k} = a{k}[()]")
-            continue
-        parts = []
-        for j in range(r):
-            d = rank - r + j
-            static = n.shape[j]
-            if static == 1:
-                parts.append("0")
-            elif static is not None and static == group.shape[d]:
-                parts.append(idx[d])
-            else:
-                setup.append(f"s{k}_{j} = 0 if a{k}.shape[{j}] == 1 else 1")
-                parts.append(f"{idx[d]} * s{k}_{j}")
-        body.append(f"x{k} = a{k}[{', '.join(parts)}]")
+    reads = {w.slot[t.node.id] for m in group.members for i, t in enumerate(m.inputs)
+             if t.node.id in w.slot and i not in m.opdef.shape_inputs}
+    for k in sorted(reads):
+        w.load(k)
 
     value = {n.id: f"x{k}" for k, n in enumerate(inputs)}
+    out_slot = {o.id: q for q, o in enumerate(outputs)}
+    shape = "(" + "".join(f"n{d}, " for d in range(w.rank)) + ")"
     for j, m in enumerate(group.members):
-        expr = _render_expr(m, [value[t.node.id] for t in m.inputs], constants)
-        body.append(f"v{j} = {_scalar_type(m.dtype)}({expr})")
+        if is_reduction(m):
+            w.reduction(out_slot[m.id], m, value[m.inputs[0].node.id])
+            continue
+        operands = ["" if i in m.opdef.shape_inputs else value[t.node.id]
+                    for i, t in enumerate(m.inputs)]
+        expr = _render(m.opdef.scalar, operands, m.attrs, _literal_dtype(m), w.constants)
+        w.body.append(f"v{j} = {_scalar_type(m.dtype)}({expr})")
         value[m.id] = f"v{j}"
-
-    shape = "(1,)" if rank == 0 else "(" + "".join(f"n{d}, " for d in range(rank)) + ")"
-    for q, o in enumerate(outputs):
-        setup.append(f"o{q} = np.empty({shape}, {_scalar_type(o.dtype)})")
-        body.append(f"o{q}[{'0' if rank == 0 else ', '.join(idx)}] = {value[o.id]}")
+        if m.id in out_slot:
+            q = out_slot[m.id]
+            w.setup.append(f"o{q} = np.empty({shape}, {_scalar_type(m.dtype)})")
+            w.body.append(f"o{q}[{', '.join(w.idx) if w.rank else ''}] = v{j}"
+                          if w.rank else f"o{q}[()] = v{j}")
 
     lines = [HEADER]
     lines += [f"{name} = np.{dtype_name}({literal})"
-              for (dtype_name, literal), name in constants.items()]
-    lines += ["", "", DECORATOR,
-              f"def {NAME}({', '.join(f'a{k}' for k in range(len(inputs)))}):"]
-    lines += ["    " + s for s in setup]
+              for (dtype_name, literal), name in w.constants.items()]
+    lines += ["", "", DECORATOR, f"def {NAME}({', '.join(f'a{k}' for k in range(len(inputs)))}):"]
+    lines += ["    " + s for s in w.setup]
     indent = "    "
-    for d in range(rank):
-        lines.append(f"{indent}for {idx[d]} in range(n{d}):")
+    for d in range(w.rank):
+        lines.append(f"{indent}for {w.idx[d]} in range(n{d}):")
         indent += "    "
-    lines += [indent + b for b in body]
+    lines += [indent + b for b in w.body]
+    lines += ["    " + e for e in w.end]
     lines.append("    return (" + "".join(f"o{q}, " for q in range(len(outputs))) + ")")
     return "\n".join(lines) + "\n"
 
@@ -172,4 +246,4 @@ def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]
     name = cache.kernel_name(len(group.members), template)
     fn = cache.load_kernel(name, template.replace(NAME, name))
     return Kernel(name, fn, tuple(n.id for n in inputs), tuple(n.id for n in outputs),
-                  tuple(group.members), group.shape.rank == 0)
+                  tuple(group.members))

@@ -25,29 +25,11 @@ def minimum_(a, b):
 
 
 @_inline
-def sign_(x):
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x  # 0, -0 and NaN are their own sign
-
-
-@_inline
-def sigmoid_(x):
-    # 1 / (1 + e^-x), in the form whose exponential cannot overflow
-    if x >= 0:
-        return 1 / (1 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1 + e)
-
-
-@_inline
 def floordiv_(a, b):
     """NumPy's floor division of floats (npy_divmod), exact where floor(a / b) is not."""
     if b == 0:
         return a / b
-    mod = math.fmod(a, b)
+    mod = np.fmod(a, b)
     div = (a - mod) / b
     if mod != 0 and (b < 0) != (mod < 0):
         div -= 1
@@ -63,8 +45,8 @@ def floordiv_(a, b):
 def floormod_(a, b):
     """NumPy's floor modulo of floats: the remainder has the divisor's sign."""
     if b == 0:
-        return math.fmod(a, b)
-    mod = math.fmod(a, b)
+        return np.fmod(a, b)
+    mod = np.fmod(a, b)
     if mod != 0:
         if (b < 0) != (mod < 0):
             mod += b

@@ -1,10 +1,11 @@
-"""Fusion: groups of elementwise nodes that one generated loop computes.
+"""Fusion: groups of nodes that one generated loop nest computes.
 
-A group is a set of elementwise nodes of one static shape (the iteration space). A node joins a
-group when every input it takes from outside the group is computed before the group's first
-node: the group then runs, whole, at its first node's place in the schedule, so nothing it needs
-comes later and everything it gives is ready for later consumers. This is the one legality rule
-(`can_join`); it admits producer-consumer chains and siblings that read the same inputs.
+A group iterates over one static shape. Its members are elementwise nodes of that shape and
+reductions of such members (they accumulate as the loop runs). A node joins a group when every
+input it takes from outside the group is computed before the group's first node: the group then
+runs, whole, at its first node's place in the schedule, so nothing it needs comes later and
+everything it gives is ready for later consumers. A reduction is complete only when the loop
+ends, so no member may read one. These rules are `can_join`, the one place that decides.
 Positions are places in the schedule; values not computed by any step (feeds) are at -1.
 """
 
@@ -20,13 +21,34 @@ from symgraph.shapes import TensorShape
 FUSABLE_KINDS = "fb"  # float and bool values; integer math keeps NumPy's error semantics
 
 
-def is_fusable(node: Node) -> bool:
-    """An elementwise node with a scalar template over floats or bools, with no side effects."""
+def _value_inputs(node: Node) -> list:
+    return [t for i, t in enumerate(node.inputs) if i not in node.opdef.shape_inputs]
+
+
+def is_elementwise(node: Node) -> bool:
+    """A node a loop can compute one element at a time: an elementwise op, or an op with a
+    scalar template whose inputs all have its static shape (sum_to, where it is the identity),
+    over floats or bools, with no side effects."""
     op = node.opdef
-    return (op.kind is OpKind.ELEMENTWISE and op.scalar is not None and op.effect is None
-            and not node.control_inputs and node.shape.rank is not None
-            and node.dtype.np.kind in FUSABLE_KINDS
-            and all(t.dtype.np.kind in FUSABLE_KINDS for t in node.inputs))
+    return (op.scalar is not None and op.effect is None and not node.control_inputs
+            and node.shape.rank is not None and node.dtype.np.kind in FUSABLE_KINDS
+            and all(t.dtype.np.kind in FUSABLE_KINDS for t in _value_inputs(node))
+            and (op.kind is OpKind.ELEMENTWISE or is_same_shape(node)))
+
+
+def is_same_shape(node: Node) -> bool:
+    """A non-elementwise op fused as elementwise because its static shapes agree; its kernel
+    checks that the run-time shapes agree too."""
+    return node.opdef.kind is not OpKind.ELEMENTWISE and all(
+        t.shape == node.shape for t in node.inputs)
+
+
+def is_reduction(node: Node) -> bool:
+    """A reduction over static axes of a float input, with a combine template."""
+    op = node.opdef
+    return (op.reduce_combine is not None and not node.control_inputs
+            and node.attrs.get("axis") is not None and node.dtype.is_floating
+            and node.inputs[0].shape.rank is not None)
 
 
 @dataclass
@@ -37,13 +59,16 @@ class Group:
     first: int  # the schedule position of the first member: where the kernel runs
     members: list[Node] = field(default_factory=list)
     ids: set[int] = field(default_factory=set)
+    reductions: set[int] = field(default_factory=set)
 
     def add(self, node: Node) -> None:
         self.members.append(node)
         self.ids.add(node.id)
+        if is_reduction(node):
+            self.reductions.add(node.id)
 
     def inputs(self) -> list[Node]:
-        """Nodes outside the group whose values members read, in first-use order."""
+        """Nodes outside the group whose values or shapes members read, in first-use order."""
         seen: dict[int, Node] = {}
         for m in self.members:
             for t in m.inputs:
@@ -57,28 +82,42 @@ class Group:
                 or any(c.id not in self.ids for c in consumers.get(m.id, ()))]
 
 
+def _available(t, group: Group, position: dict[int, int]) -> bool:
+    node_id = t.node.id
+    if node_id in group.ids:
+        return node_id not in group.reductions
+    return position.get(node_id, -1) < group.first
+
+
 def can_join(node: Node, group: Group, position: dict[int, int]) -> bool:
     """Whether `node` may be computed in `group`'s loop (see the module docstring)."""
+    if is_reduction(node):
+        x = node.inputs[0]
+        return (x.node.id in group.ids and x.node.id not in group.reductions
+                and x.shape == group.shape)
     return (node.shape == group.shape
-            and all(t.node.id in group.ids or position.get(t.node.id, -1) < group.first
-                    for t in node.inputs))
+            and all(_available(t, group, position) for t in node.inputs))
 
 
 def find_groups(steps: Sequence[Node]) -> list[Group]:
     """Groups of fusable nodes (a group of one still gets a compiled loop). A node joins the group
     holding one of its inputs if it can, else a recent group it can join (siblings on the same
-    data), else starts one."""
+    data), else starts one. A reduction only ever joins the group of its input."""
     groups: list[Group] = []
     group_of: dict[int, Group] = {}
     position = {n.id: i for i, n in enumerate(steps)}
     for i, node in enumerate(steps):
-        if not is_fusable(node):
+        reduction = is_reduction(node)
+        if not reduction and not is_elementwise(node):
             continue
         producers = [group_of[t.node.id] for t in node.inputs if t.node.id in group_of]
-        candidates = [g for g in producers if can_join(node, g, position)] or \
-            [g for g in reversed(groups[-8:]) if can_join(node, g, position)]
+        candidates = [g for g in producers if can_join(node, g, position)]
+        if not candidates and not reduction:
+            candidates = [g for g in reversed(groups[-8:]) if can_join(node, g, position)]
         if candidates:
             group = candidates[0]
+        elif reduction:
+            continue  # its input is computed elsewhere: the reference reduction runs it
         else:
             group = Group(node.shape, i)
             groups.append(group)

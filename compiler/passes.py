@@ -91,12 +91,18 @@ def make_constant(value: np.ndarray, like: Node) -> Tensor:
 
 
 def fold_constants(program: Program) -> Program:
-    """Computes, once, every pure node whose inputs are all constants."""
+    """Computes, once, every pure node whose values are all constants (inputs read only for
+    their shape count as constant when that shape is fully known statically)."""
 
     def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
         if node.opdef is CONSTANT or not is_pure(node.opdef) or not inputs:
             return None
-        values = [constant_value(t) for t in inputs]
+        values = []
+        for i, t in enumerate(inputs):
+            if i in node.opdef.shape_inputs and t.shape.is_fully_defined():
+                values.append(np.broadcast_to(np.zeros((), t.dtype.np), t.shape.dims))
+            else:
+                values.append(constant_value(t))
         if any(v is None for v in values):
             return None
         try:

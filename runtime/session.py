@@ -90,13 +90,8 @@ class Session:
         feeds = self._convert_feeds(feed_dict or {})
         nodes = list(dict.fromkeys(node for node, _ in targets))
         feed_ids = tuple(sorted(feeds))
-        key = (tuple(n.id for n in nodes), feed_ids)
         with self._lock:
-            plan = self._plans.get(key)
-            if plan is None:
-                plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feed_ids],
-                                    target=self.device)
-                self._plans[key] = plan
+            plan = self._plan(nodes, feed_ids)
             program = plan.program
             if plan.unfed:
                 unfed = [program.user_node(n) for n in plan.unfed]
@@ -121,6 +116,24 @@ class Session:
             else:
                 results.append(value if value.flags.writeable else value.copy())
         return rebuild(results)
+
+    def plan_for(self, fetches: Any, feed_dict: dict | None = None) -> Plan:
+        """The compiled plan that `run(fetches, feed_dict)` executes, without running it."""
+        leaves, _ = flatten(fetches, lambda s: isinstance(s, (Tensor, Node, str)))
+        nodes = list(dict.fromkeys(self._fetch_node(f)[0] for f in leaves))
+        feed_ids = tuple(sorted(self._convert_feeds(feed_dict or {})))
+        with self._lock:
+            return self._plan(nodes, feed_ids)
+
+    def _plan(self, nodes: list[Node], feed_ids: tuple[int, ...]) -> Plan:
+        """The cached plan for these fetches and feeds, compiled on first use."""
+        key = (tuple(n.id for n in nodes), feed_ids)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = compile_plan(self.graph, nodes, [self.graph.nodes[i] for i in feed_ids],
+                                target=self.device)
+            self._plans[key] = plan
+        return plan
 
     def _fetch_node(self, fetch: Any) -> tuple[Node, bool]:
         """The node behind a fetch, and whether it was asked for as an operation (gives None)."""

@@ -63,9 +63,17 @@ class OpDef:
     infer: InferFn
     numpy: Callable[..., Any] | None  # numpy(*arrays, **attrs) -> array; None: executor does it
     grad: GradFn | _NotDifferentiable | None  # None: no rule (an error when a gradient needs it)
-    scalar: str | None = None  # elementwise template over {0}, {1}, ...
+    # elementwise template over {0}, {1}, ... (and {attr} for scalar attributes); "{*}" stands
+    # for all operands joined by " + " (add_n)
+    scalar: str | None = None
+    # reductions that codegen can fuse: acc = combine(acc, x) from `reduce_init`, then
+    # finish(acc, count) where count is the number of elements combined ({0}, {1} in templates)
+    reduce_combine: str | None = None
+    reduce_init: float = 0.0
+    reduce_finish: str | None = None
     commutative: bool = False
     ref_inputs: tuple[int, ...] = ()  # inputs that name a variable rather than read its value
+    shape_inputs: tuple[int, ...] = ()  # inputs read only for their run-time shape
     has_output: bool = True  # False for ops fetched only for their effect (no_op)
     # effect(state, node, *input_values) -> value, for ops that read or write session state
     # (variables, assignments); `state` offers read(var_node) and write(var_node, array).

@@ -112,7 +112,8 @@ EXPM1 = register(OpDef("expm1", E, elementwise(FLOAT), np.expm1, scalar="math.ex
 ABS = register(OpDef("abs", E, elementwise(NUMERIC), np.abs, scalar="abs({0})",
                      grad=lambda n, g: (g * sign(n.inputs[0]),)))
 # sign is piecewise constant: its derivative is 0 wherever it exists (TF1 returns zeros too)
-SIGN = register(OpDef("sign", E, elementwise(NUMERIC), np.sign, scalar="sign_({0})",
+SIGN = register(OpDef("sign", E, elementwise(NUMERIC), np.sign,
+                      scalar="(1 if {0} > 0 else (-1 if {0} < 0 else {0}))",  # NaN stays NaN
                       grad=lambda n, g: (zeros_like(g),)))
 SIN = register(OpDef("sin", E, elementwise(FLOAT), np.sin, scalar="math.sin({0})",
                      grad=lambda n, g: (g * cos(n.inputs[0]),)))
@@ -120,7 +121,9 @@ COS = register(OpDef("cos", E, elementwise(FLOAT), np.cos, scalar="math.cos({0})
                      grad=lambda n, g: (-g * sin(n.inputs[0]),)))
 TANH = register(OpDef("tanh", E, elementwise(FLOAT), np.tanh, scalar="math.tanh({0})",
                       grad=lambda n, g: (g * (1 - square(n.output)),)))
-SIGMOID = register(OpDef("sigmoid", E, elementwise(FLOAT), _sigmoid, scalar="sigmoid_({0})",
+# 1 / (1 + e^-x) never overflows to NaN: e^-x -> inf gives exactly 0
+SIGMOID = register(OpDef("sigmoid", E, elementwise(FLOAT), _sigmoid,
+                         scalar="(1 / (1 + math.exp(-{0})))",
                          grad=lambda n, g: (g * n.output * (1 - n.output),)))
 
 EQUAL = register(OpDef("equal", E, comparison(ANY), np.equal, scalar="({0} == {1})",
@@ -171,7 +174,7 @@ STOP_GRADIENT = register(OpDef("stop_gradient", E,
                                lambda i, a: TensorType(i[0].dtype, i[0].shape),
                                lambda x: x, scalar="{0}", grad=NOT_DIFFERENTIABLE))
 ADD_N = register(OpDef("add_n", E, elementwise(NUMERIC), lambda *xs: sum(xs[1:], xs[0]),
-                       scalar=None, commutative=True, grad=lambda n, g: (g,) * len(n.inputs)))
+                       scalar="({*})", commutative=True, grad=lambda n, g: (g,) * len(n.inputs)))
 
 
 # ---- user functions --------------------------------------------------------------------------

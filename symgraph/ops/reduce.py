@@ -37,8 +37,12 @@ def _expand_to_input(n, t: Tensor) -> Tensor:
     if not n.attrs["keepdims"]:
         if axes is None:
             return broadcast_like(t, x)  # unknown rank, reduced to a scalar
+        leading = 0  # reduced axes 0, 1, ..., k-1 need no expand: broadcasting prepends them
+        while leading in axes:
+            leading += 1
         for a in axes:
-            t = expand_dims(t, a)
+            if a >= leading:
+                t = expand_dims(t, a - leading)
     return broadcast_like(t, x)
 
 
@@ -99,15 +103,18 @@ def _np_reduce(fn):
 
 
 REDUCE_SUM = register(OpDef("reduce_sum", R, _reduce_infer("fiu"), _np_reduce(np.sum),
-                            grad=_sum_grad))
+                            grad=_sum_grad, reduce_combine="({0} + {1})"))
 REDUCE_MEAN = register(OpDef("reduce_mean", R, _reduce_infer("fiu"), _np_reduce(np.mean),
-                             grad=_mean_grad))
+                             grad=_mean_grad, reduce_combine="({0} + {1})",
+                             reduce_finish="({0} / {1})"))
 REDUCE_MAX = register(OpDef("reduce_max", R, _reduce_infer("fiu"), _np_reduce(np.max),
-                            grad=_extremum_grad))
+                            grad=_extremum_grad, reduce_combine="maximum_({0}, {1})",
+                            reduce_init=-np.inf))
 REDUCE_MIN = register(OpDef("reduce_min", R, _reduce_infer("fiu"), _np_reduce(np.min),
-                            grad=_extremum_grad))
+                            grad=_extremum_grad, reduce_combine="minimum_({0}, {1})",
+                            reduce_init=np.inf))
 REDUCE_PROD = register(OpDef("reduce_prod", R, _reduce_infer("fiu"), _np_reduce(np.prod),
-                             grad=_prod_grad))
+                             grad=_prod_grad, reduce_combine="({0} * {1})", reduce_init=1.0))
 
 
 def _reduce(opdef: OpDef, x: Any, axis: Any, keepdims: bool, name: str | None) -> Tensor:
@@ -160,9 +167,11 @@ def _sum_to_np(x: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out.reshape(like.shape)
 
 
+# When x and `like` have one static shape, sum_to is the identity unless a None dim turns out to
+# be 1 at run time: fused loops compute it as "{0}" after checking the shapes agree.
 SUM_TO = register(OpDef(
     "sum_to", R, lambda i, a: TensorType(i[0].dtype, i[1].shape), _sum_to_np,
-    grad=lambda n, g: (broadcast_like(g, n.inputs[0]), None)))
+    grad=lambda n, g: (broadcast_like(g, n.inputs[0]), None), scalar="{0}", shape_inputs=(1,)))
 
 
 def sum_to(g: Tensor, x: Tensor, others: Sequence[TensorShape] = ()) -> Tensor:

@@ -331,16 +331,12 @@ def _broadcast_like_infer(inputs: list, attrs: dict) -> TensorType:
     return TensorType(x.dtype, out)
 
 
-def _broadcast_like_grad(n, g):
-    from symgraph.ops.reduce import sum_to
-
-    return (sum_to(g, n.inputs[0], others=[n.inputs[1].shape]), None)
-
-
+# Elementwise: out[i] = x[i] under NumPy broadcasting, so the autodiff driver sums the output-shaped
+# gradient back to x's shape, and fused loops compute it like any other elementwise op.
 BROADCAST_LIKE = register(OpDef(
-    "broadcast_like", S, _broadcast_like_infer,
+    "broadcast_like", OpKind.ELEMENTWISE, _broadcast_like_infer,
     lambda x, like: np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape)),
-    grad=_broadcast_like_grad))
+    scalar="{0}", shape_inputs=(1,), grad=lambda n, g: (g, None)))
 
 
 def broadcast_like(input: Any, like: Tensor, name: str | None = None) -> Tensor:  # noqa: A002
@@ -492,8 +488,9 @@ def getitem(x: Tensor, key: Any) -> Tensor:
 
 
 FILL_LIKE = register(OpDef(
-    "fill_like", S, lambda i, a: TensorType(a["dtype"], i[0].shape),
-    lambda x, value, dtype: np.full(x.shape, value, dtype.np), grad=NOT_DIFFERENTIABLE))
+    "fill_like", OpKind.ELEMENTWISE, lambda i, a: TensorType(a["dtype"], i[0].shape),
+    lambda x, value, dtype: np.full(x.shape, value, dtype.np), scalar="{value}",
+    shape_inputs=(0,), grad=NOT_DIFFERENTIABLE))
 
 
 def fill_like(x: Any, value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
