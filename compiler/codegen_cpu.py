@@ -10,6 +10,7 @@ accumulate in float64.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,10 @@ class _TypedConstants(ast.NodeTransformer):
 
 def constant(table: dict[tuple[str, str], str], dtype: DType, value: float) -> str:
     """The name of a module-level constant holding `value` as `dtype`."""
-    key = (dtype.np.name, repr(float(value)))
-    return table.setdefault(key, f"K{len(table)}")
+    v = float(value)
+    literal = repr(v) if math.isfinite(v) else ("math.nan" if v != v else
+                                                ("math.inf" if v > 0 else "-math.inf"))
+    return table.setdefault((dtype.np.name, literal), f"K{len(table)}")
 
 
 def _scalar_type(dtype: DType) -> str:

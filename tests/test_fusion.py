@@ -1,0 +1,142 @@
+"""Fusion and code generation: how many kernels a graph compiles to, what their source holds,
+that float32 stays float32, and that the on-disk cache serves a second process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from runtime import executor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    sg.reset_default_graph()
+    yield
+
+
+def w2(dtype=sg.float32):
+    """The issue's workload: sum(relu(x*a + b) * sigmoid(x) - 0.5*tanh(x)) and its gradient."""
+    x = sg.placeholder(dtype, [None], name="x")
+    a = sg.placeholder(dtype, [], name="a")
+    b = sg.placeholder(dtype, [], name="b")
+    f = sg.nn.relu(x * a + b) * sg.sigmoid(x) - 0.5 * sg.tanh(x)
+    y = sg.reduce_sum(f)
+    (g,) = sg.gradients(y, [x])
+    return x, a, b, f, y, g
+
+
+def test_w2_with_its_gradient_compiles_to_at_most_two_kernels():
+    x, a, b, _, y, g = w2()
+    feeds = {x: np.linspace(-3, 3, 50, dtype=np.float32), a: 1.5, b: 0.25}
+    sess = sg.Session(device="cpu")
+    plan = sess.plan_for([y, g], feeds)
+    assert 1 <= len(plan.kernels) <= 2, [k.name for k in plan.kernels]
+    assert all(not isinstance(s, sg.Node) or s.opdef.kind.value != "elementwise"
+               for s in plan.steps), "an elementwise op was left outside the kernels"
+    got = sess.run([y, g], feeds)
+    want = sg.Session(device="reference").run([y, g], feeds)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+
+
+def test_a_chain_of_elementwise_ops_is_one_kernel():
+    x = sg.placeholder(sg.float32, [None, 3])
+    y = sg.exp(-(x * 2.0 + 1.0)) / (1.0 + sg.square(x))
+    plan = sg.Session(device="cpu").plan_for(y, {x: np.ones((2, 3))})
+    assert len(plan.kernels) == 1 and len(plan.kernels[0].members) == 7
+
+
+def test_reduction_fuses_into_its_producer_loop():
+    x = sg.placeholder(sg.float64, [None, 4])
+    m = sg.reduce_mean(sg.square(x - 1.0), axis=1)
+    mx = sg.reduce_max(sg.abs(x), axis=0, keepdims=True)
+    sess = sg.Session(device="cpu")
+    data = np.random.default_rng(0).normal(size=(5, 4))
+    plan = sess.plan_for([m, mx], {x: data})
+    kinds = [[n.opdef.name for n in k.members] for k in plan.kernels]
+    assert any("reduce_mean" in k for k in kinds) and any("reduce_max" in k for k in kinds)
+    got_m, got_mx = sess.run([m, mx], {x: data})
+    np.testing.assert_allclose(got_m, np.mean((data - 1) ** 2, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got_mx, np.max(np.abs(data), axis=0, keepdims=True))
+
+
+def test_changing_the_batch_size_recompiles_nothing():
+    x, a, b, _, y, g = w2()
+    sess = sg.Session(device="cpu")
+    first = sess.plan_for([y, g], {x: np.ones(4), a: 1.0, b: 0.0})
+    sess.run([y, g], {x: np.ones(4, np.float32), a: 1.0, b: 0.0})
+    signatures = [len(k.fn.signatures) for k in first.kernels]
+    sess.run([y, g], {x: np.ones(9, np.float32), a: 1.0, b: 0.0})
+    assert sess.plan_for([y, g], {x: np.ones(9), a: 1.0, b: 0.0}) is first
+    assert [len(k.fn.signatures) for k in first.kernels] == signatures
+
+
+def test_run_time_broadcasting_along_a_none_dim_falls_back_correctly():
+    """Two (None,) operands fed (1,) and (3,): the kernel refuses, the nodes run one by one."""
+    p = sg.placeholder(sg.float32, [None])
+    q = sg.placeholder(sg.float32, [None])
+    u = p * 2.0
+    y = u + q
+    before = executor.fallbacks
+    got = sg.Session(device="cpu").run([u, y], {p: [1.0], q: [1.0, 2.0, 3.0]})
+    assert executor.fallbacks == before + 1
+    np.testing.assert_array_equal(got[0], [2.0])
+    np.testing.assert_array_equal(got[1], [3.0, 4.0, 5.0])
+
+
+def test_generated_source_holds_no_user_strings():
+    hostile = "evil_name/os.system('rm')"
+    x = sg.placeholder(sg.float32, [None], name="x_evil-name.injection")
+    with sg.name_scope("scope_with_quotes"):
+        y = sg.tanh(x * 3.0, name="tanh_DROP_TABLE")
+    plan = sg.Session(device="cpu").plan_for(y, {x: [1.0]})
+    (kernel,) = plan.kernels
+    source = Path(kernel.fn.py_func.__code__.co_filename).read_text()
+    for word in ("evil", "injection", "scope_with_quotes", "DROP_TABLE", hostile):
+        assert word not in source
+    assert kernel.name in source
+
+
+def test_float32_kernels_compute_in_float32():
+    x, a, b, f, _, _ = w2()
+    sess = sg.Session(device="cpu")
+    feeds = {x: np.ones(8, np.float32), a: 1.0, b: 0.0}
+    sess.run(f, feeds)
+    (kernel,) = sess.plan_for(f, feeds).kernels
+    llvm = "\n".join(kernel.fn.inspect_llvm().values())
+    assert "fpext" not in llvm and " double " not in llvm
+
+
+SECOND_PROCESS = textwrap.dedent("""
+    import numpy as np, symgraph as sg
+    x = sg.placeholder(sg.float32, [None], name="x")
+    y = sg.reduce_sum(sg.nn.relu(x * 3.0 - 1.0) * sg.sigmoid(x))
+    (g,) = sg.gradients(y, [x])
+    sess = sg.Session(device="cpu")
+    print(sess.run(y, {x: np.arange(5, dtype=np.float32)}))
+    for k in sess.plan_for([y], {x: [1.0]}).kernels:
+        print("hits", sum(k.fn.stats.cache_hits.values()),
+              "misses", sum(k.fn.stats.cache_misses.values()))
+""")
+
+
+def test_a_second_process_compiles_nothing(tmp_path):
+    env = dict(os.environ, SYMGRAPH_CACHE_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+    runs = [subprocess.run([sys.executable, "-c", SECOND_PROCESS], env=env, cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert runs[0].splitlines()[0] == runs[1].splitlines()[0]
+    assert "misses 1" in runs[0] or "misses 0" in runs[0]
+    assert all(line.endswith("misses 0") for line in runs[1].splitlines()[1:]), runs[1]
+    assert "hits 1" in runs[1]
+    assert list(tmp_path.glob("kernels-*/fused_*.py"))
