@@ -28,11 +28,11 @@ import numpy as np
 from numba import njit
 
 from compiler.codegen_cpu_scalars import (
-    bdim_, floordiv_, floormod_, maximum_, minimum_,
+    bdim_, exp_f32, floordiv_, floormod_, log_f32, maximum_, minimum_, tanh_f32,
 )
 '''
 DECORATOR = ('@njit(cache=True, nogil=True, error_model="numpy", '
-             'fastmath={"contract", "arcp", "nsz", "reassoc"})')
+             'fastmath={"contract", "arcp", "nsz"})')
 NAME = "KERNEL_NAME"
 
 
@@ -47,12 +47,26 @@ class Kernel:
     members: tuple[Node, ...]  # every node it computes, in order
 
 
+# float32 versions that vectorize (libm calls keep a loop scalar); see codegen_cpu_scalars
+FLOAT32_MATH = {"exp": "exp_f32", "log": "log_f32", "tanh": "tanh_f32"}
+
+
 class _TypedConstants(ast.NodeTransformer):
-    """Replaces numeric literals with module-level constants of one dtype."""
+    """Replaces numeric literals with module-level constants of one dtype, and, in float32,
+    math.exp/log/tanh with their vectorizable float32 versions."""
 
     def __init__(self, dtype: DType, table: dict[tuple[str, str], str]) -> None:
         self.dtype = dtype
         self.table = table
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        f = node.func
+        if (self.dtype.np.name == "float32" and isinstance(f, ast.Attribute)
+                and isinstance(f.value, ast.Name) and f.value.id == "math"
+                and f.attr in FLOAT32_MATH):
+            node.func = ast.copy_location(ast.Name(id=FLOAT32_MATH[f.attr], ctx=ast.Load()), f)
+        return node
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 _inline = njit(inline="always", cache=True, error_model="numpy")
 
@@ -63,3 +64,98 @@ def bdim_(n, d):
     if d == 1 or d == n:
         return n
     raise ValueError("operands could not be broadcast together")
+
+
+# ---- float32 exp, log and tanh that vectorize ---------------------------------------------------
+# math.exp and friends are scalar libm calls, which keep LLVM from vectorizing a loop (Numba has
+# no SVML here). These are Cephes' single-precision algorithms (range reduction plus a short
+# polynomial), written with selects instead of branches so that whole loops vectorize; they are
+# accurate to a few ulp over the whole float32 range, inf, nan and denormals included.
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The bits of a float32, as an int32 (a bitcast, free at run time)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, x):
+    """The float32 with these bits."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+    return types.float32(types.int32), codegen
+
+
+F = np.float32
+_EXP_HI, _EXP_LO = F(88.72283905206835), F(-103.97208)
+_LOG2E, _LN2_HI, _LN2_LO = F(1.44269504088896341), F(0.693359375), F(-2.12194440e-4)
+_EXP_P = (F(1.9875691500e-4), F(1.3981999507e-3), F(8.3334519073e-3), F(4.1665795894e-2),
+          F(1.6666665459e-1), F(5.0000001201e-1))
+_LOG_P = (F(7.0376836292e-2), F(-1.1514610310e-1), F(1.1676998740e-1), F(-1.2420140846e-1),
+          F(1.4249322787e-1), F(-1.6668057665e-1), F(2.0000714765e-1), F(-2.4999993993e-1),
+          F(3.3333331174e-1))
+_TANH_P = (F(-5.70498872745e-3), F(2.06390887954e-2), F(-5.37397155531e-2),
+           F(1.33314422036e-1), F(-3.33332819422e-1))
+_SQRT_HALF, _HALF, _ONE, _TWO, _ZERO = F(0.707106781186547524), F(0.5), F(1), F(2), F(0)
+_INF, _NAN, _TWO23 = F(np.inf), F(np.nan), F(2.0 ** 23)
+
+
+@_inline
+def exp_f32(x):
+    """e^x for float32: x = n ln2 + r, e^r by a polynomial, times 2^n built from bits."""
+    c = min(max(x, _EXP_LO), _EXP_HI)
+    n = np.floor(_LOG2E * c + _HALF)
+    r = c - n * _LN2_HI - n * _LN2_LO
+    p = _EXP_P[0]
+    p = p * r + _EXP_P[1]
+    p = p * r + _EXP_P[2]
+    p = p * r + _EXP_P[3]
+    p = p * r + _EXP_P[4]
+    p = p * r + _EXP_P[5]
+    p = p * (r * r) + r + _ONE
+    k = np.int32(n)
+    half = k >> 1  # 2^n as two factors, so that n down to -150 (denormal results) still works
+    y = p * _bits_float((half + 127) << 23) * _bits_float((k - half + 127) << 23)
+    y = _INF if x > _EXP_HI else y
+    y = _ZERO if x < _EXP_LO else y
+    return x if x != x else y
+
+
+@_inline
+def log_f32(x):
+    """ln x for float32: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m by a polynomial."""
+    tiny = x < F(1.1754944e-38)  # denormals: scale into the normal range first
+    s = x * _TWO23 if tiny else x
+    bits = _float_bits(s)
+    e = F((bits >> 23) - 126) - (F(23) if tiny else _ZERO)
+    m = _bits_float((bits & 0x007FFFFF) | 0x3F000000)  # in [0.5, 1)
+    low = m < _SQRT_HALF
+    e = e - _ONE if low else e
+    m = (m + m - _ONE) if low else (m - _ONE)
+    z = m * m
+    p = _LOG_P[0]
+    for c in _LOG_P[1:]:
+        p = p * m + c
+    y = p * m * z + _LN2_LO * e - _HALF * z
+    y = m + y + _LN2_HI * e
+    y = -_INF if x == _ZERO else y
+    y = _INF if x == _INF else y
+    y = _NAN if x < _ZERO else y
+    return x if x != x else y
+
+
+@_inline
+def tanh_f32(x):
+    """tanh for float32: 1 - 2 / (e^2|x| + 1) for |x| > 0.625, a polynomial below."""
+    a = abs(x)
+    big = _ONE - _TWO / (exp_f32(a + a) + _ONE)
+    big = -big if x < _ZERO else big
+    z = x * x
+    p = _TANH_P[0]
+    for c in _TANH_P[1:]:
+        p = p * z + c
+    small = p * z * x + x
+    return big if a > F(0.625) else small

@@ -121,9 +121,10 @@ COS = register(OpDef("cos", E, elementwise(FLOAT), np.cos, scalar="math.cos({0})
                      grad=lambda n, g: (-g * sin(n.inputs[0]),)))
 TANH = register(OpDef("tanh", E, elementwise(FLOAT), np.tanh, scalar="math.tanh({0})",
                       grad=lambda n, g: (g * (1 - square(n.output)),)))
-# 1 / (1 + e^-x) never overflows to NaN: e^-x -> inf gives exactly 0
+# with e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) below (no overflow, exact tails)
 SIGMOID = register(OpDef("sigmoid", E, elementwise(FLOAT), _sigmoid,
-                         scalar="(1 / (1 + math.exp(-{0})))",
+                         scalar="((1 if {0} >= 0 else math.exp(-abs({0}))) / "
+                                "(1 + math.exp(-abs({0}))))",
                          grad=lambda n, g: (g * n.output * (1 - n.output),)))
 
 EQUAL = register(OpDef("equal", E, comparison(ANY), np.equal, scalar="({0} == {1})",
