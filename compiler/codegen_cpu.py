@@ -32,7 +32,7 @@ from compiler.codegen_cpu_scalars import (
 )
 '''
 DECORATOR = ('@njit(cache=True, nogil=True, error_model="numpy", '
-             'fastmath={"contract", "arcp", "nsz"})')
+             'fastmath={"contract", "arcp", "nsz", "reassoc"})')
 NAME = "KERNEL_NAME"
 
 

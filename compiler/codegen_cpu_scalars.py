@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -89,6 +90,16 @@ def _bits_float(typingctx, x):
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with one rounding (llvm.fma): exact steps that fast-math may not reorder."""
+    def codegen(context, builder, signature, args):
+        t = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t]))
+        return builder.call(fn, args)
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
 F = np.float32
 _EXP_HI, _EXP_LO = F(88.72283905206835), F(-103.97208)
 _LOG2E, _LN2_HI, _LN2_LO = F(1.44269504088896341), F(0.693359375), F(-2.12194440e-4)
@@ -108,7 +119,7 @@ def exp_f32(x):
     """e^x for float32: x = n ln2 + r, e^r by a polynomial, times 2^n built from bits."""
     c = min(max(x, _EXP_LO), _EXP_HI)
     n = np.floor(_LOG2E * c + _HALF)
-    r = c - n * _LN2_HI - n * _LN2_LO
+    r = _fma(-n, _LN2_LO, _fma(-n, _LN2_HI, c))  # Cody-Waite: c - n ln2 in two exact steps
     p = _EXP_P[0]
     p = p * r + _EXP_P[1]
     p = p * r + _EXP_P[2]
@@ -117,8 +128,10 @@ def exp_f32(x):
     p = p * r + _EXP_P[5]
     p = p * (r * r) + r + _ONE
     k = np.int32(n)
-    half = k >> 1  # 2^n as two factors, so that n down to -150 (denormal results) still works
-    y = p * _bits_float((half + 127) << 23) * _bits_float((k - half + 127) << 23)
+    # p 2^k: k in [-100, 127] goes straight into p's exponent bits (p is in [0.7, 1.5)); the
+    # rest (down to -150 for denormal results, or 128) is one multiply, so nothing reorders it
+    k1 = min(max(k, np.int32(-100)), np.int32(127))
+    y = _bits_float(_float_bits(p) + (k1 << 23)) * _bits_float((k - k1 + 127) << 23)
     y = _INF if x > _EXP_HI else y
     y = _ZERO if x < _EXP_LO else y
     return x if x != x else y
@@ -139,8 +152,8 @@ def log_f32(x):
     p = _LOG_P[0]
     for c in _LOG_P[1:]:
         p = p * m + c
-    y = p * m * z + _LN2_LO * e - _HALF * z
-    y = m + y + _LN2_HI * e
+    y = _fma(_LN2_LO, e, p * m * z) - _HALF * z
+    y = _fma(_LN2_HI, e, m + y)
     y = -_INF if x == _ZERO else y
     y = _INF if x == _INF else y
     y = _NAN if x < _ZERO else y
