@@ -152,6 +152,7 @@ from symgraph.variable_scope import (
     variable_scope,
 )
 from symgraph import layers
+from symgraph import datasets
 
 # The public face re-exports the compiler's and runtime's entry points, after its own modules.
 from compiler.autodiff import gradients

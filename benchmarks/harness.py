@@ -1,0 +1,230 @@
+"""What every workload shares: timing, result checks, peers, the machine, and the results table.
+
+Each workload module (w1_mlp, w2_elementwise, w3_cnn, w4_forward) builds one runner per
+implementation; a runner has `result()` (named arrays from a fresh state, compared with the
+symgraph reference before anything is timed) and `step()` (the thing timed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_PY = Path(__file__).resolve().parent / "run.py"
+
+# symgraph cpu first: the ratios in the table are (baseline time) / (symgraph cpu time).
+IMPLS = ("cpu", "reference", "numpy", "torch", "torch.compile", "jax")
+LABELS = {
+    "cpu": "symgraph cpu",
+    "reference": "symgraph reference",
+    "numpy": "NumPy by hand",
+    "torch": "PyTorch eager",
+    "torch.compile": "torch.compile",
+    "jax": "JAX jit",
+}
+
+
+class Skip(Exception):
+    """An implementation that cannot run here; the message says why (shown under the table)."""
+
+
+class CheckFailed(AssertionError):
+    """An implementation's result disagrees with the symgraph reference: it is not timed."""
+
+
+def peer_missing(impl: str) -> str | None:
+    """Why a peer framework cannot be used (not installed), or None."""
+    module = {"torch": "torch", "torch.compile": "torch", "jax": "jax"}.get(impl)
+    if module and importlib.util.find_spec(module) is None:
+        return f"{module} is not installed (`make bench` tries to install it)"
+    return None
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def compare(name: str, got: np.ndarray, want: np.ndarray, rtol: float) -> float:
+    """Elementwise |got - want| <= rtol * (|want| + max|want|); returns the worst ratio to that
+    bound (<= 1 passes). The max|want| term keeps near-zero elements from failing on noise."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        raise CheckFailed(f"{name}: shape {got.shape}, expected {want.shape}")
+    if not np.all(np.isfinite(got)):
+        raise CheckFailed(f"{name}: {np.size(got) - np.isfinite(got).sum()} non-finite values")
+    bound = rtol * (np.abs(want) + np.max(np.abs(want), initial=0.0)) + 1e-30
+    worst = float(np.max(np.abs(got - want) / bound, initial=0.0))
+    if worst > 1:
+        idx = np.unravel_index(np.argmax(np.abs(got - want) / bound), want.shape)
+        raise CheckFailed(f"{name}: at {tuple(int(i) for i in idx)} got {got[idx]:.7g}, "
+                          f"expected {want[idx]:.7g} (rtol {rtol:g}, {worst:.3g}x over)")
+    return worst
+
+
+PEERS = ("torch", "torch.compile", "jax")
+
+
+def check_all(results: dict[str, dict[str, np.ndarray]], tolerances: dict[str, float],
+              oracle: str = "reference", peer_tolerances: dict[str, float] | None = None
+              ) -> dict[str, str]:
+    """Compares every implementation's results with the oracle's; returns impl -> failure.
+    `peer_tolerances` loosen keys for the peer frameworks where their algorithm differs."""
+    failures = {}
+    want = results[oracle]
+    for impl, got in results.items():
+        if impl == oracle:
+            continue
+        tols = {**tolerances, **(peer_tolerances or {})} if impl in PEERS else tolerances
+        try:
+            for key, rtol in tols.items():
+                if key in got:
+                    compare(f"{LABELS[impl]} {key}", got[key], want[key], rtol)
+        except CheckFailed as e:
+            failures[impl] = str(e)
+    return failures
+
+
+# -- timing ---------------------------------------------------------------------------------------
+@dataclass
+class Timing:
+    median_s: float
+    reps: int
+    spread: float  # (q3 - q1) / median: how noisy the repetitions were
+
+
+def time_boxed(step: Callable[[], object], budget_s: float, min_reps: int = 3,
+               max_reps: int = 2000, warmup: int = 2) -> Timing:
+    """Median wall time of `step()`: after `warmup` calls, repeats until the budget is spent
+    (at least min_reps, at most max_reps), so slow implementations cannot stall the run."""
+    for _ in range(warmup):
+        step()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps
+                                      or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    q = np.percentile(times, [25, 75])
+    return Timing(med, len(times), float((q[1] - q[0]) / med))
+
+
+def first_step_subprocess(workload: str, impl: str, env: dict[str, str],
+                          timeout_s: float = 400) -> dict:
+    """Runs `run.py --first-step` in a fresh process (nothing compiled, nothing imported) and
+    returns what it printed: {"seconds": ..., "import_s": ..., "loss": ...}."""
+    proc = subprocess.run([sys.executable, str(RUN_PY), "--first-step", workload, impl],
+                          env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout_s)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"first step of {workload} {impl} failed: " + " | ".join(tail))
+    return json.loads(lines[-1])
+
+
+# -- the machine ----------------------------------------------------------------------------------
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores and package versions: a table means nothing without them."""
+    model = platform.processor() or "unknown"
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = line
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "avx512f", "fma") if f" {f}" in flags]
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": model + (f" ({', '.join(simd)})" if simd else ""),
+        "cores": f"{usable} usable of {os.cpu_count()}",
+        "python": platform.python_version(),
+        "versions": ", ".join(f"{d} {_version(d)}" for d in
+                              ("numpy", "numba", "scipy", "torch", "jax", "jaxlib")),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "load": load_average(),
+    }
+
+
+def load_average() -> str:
+    """The 1-minute load average: other processes on these cores skew every number."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
+# -- the table ------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One measured quantity of one workload, in seconds (lower is better) for each impl."""
+
+    workload: str
+    metric: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    unit: str = "ms"  # how to show it: "ms" or "s"
+    per_second: bool = False  # also show 1/seconds (steps/s) for symgraph cpu
+
+
+def _fmt(seconds: float, unit: str) -> str:
+    value = seconds * 1e3 if unit == "ms" else seconds
+    return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+
+
+def render_table(rows: list[Row], impls: tuple[str, ...] = IMPLS) -> str:
+    """Markdown: one column per implementation; each baseline's cell shows its time and, in
+    parentheses, how many times faster symgraph cpu is (baseline / symgraph; < 1: slower)."""
+    head = "| workload | metric | " + " | ".join(LABELS[i] for i in impls) + " |"
+    lines = [head, "|" + "---|" * (len(impls) + 2)]
+    for row in rows:
+        ours = row.seconds.get("cpu")
+        cells = []
+        for impl in impls:
+            t = row.seconds.get(impl)
+            if t is None:
+                cells.append("-")
+                continue
+            text = _fmt(t, row.unit)
+            if impl == "cpu" and row.per_second:
+                text += f" ({1 / t:.0f}/s)"
+            elif impl != "cpu" and ours:
+                text += f" ({t / ours:.2f}x)"
+            cells.append(text)
+        lines.append(f"| {row.workload} | {row.metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Readers (and an interrupted run) see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
