@@ -14,7 +14,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,12 +218,7 @@ def render_table(rows: list[Row], impls: tuple[str, ...] = IMPLS) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
+    from symgraph.files import write_atomically
+
     """Readers (and an interrupted run) see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, text)

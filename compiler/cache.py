@@ -14,10 +14,11 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from symgraph.files import write_atomically
 
 _memo: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -58,21 +59,6 @@ def kernel_name(members: int, source_template: str) -> str:
     """fused_<n>_<hash8>: the same in debug output, tracebacks and the cache."""
     digest = hashlib.sha256(source_template.encode()).hexdigest()[:8]
     return f"fused_{members}_{digest}"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Writes a file so that readers see either nothing or all of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_kernel(name: str, source: str) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ try:
 except ImportError:  # a plain checkout: use the package next to this folder
     sys.path.insert(0, str(ROOT))
     import symgraph as sg
+
+from symgraph.files import write_atomically  # noqa: E402 - after the import fallback above
 
 
 def make_parser(doc: str, epochs: int | None, batch_size: int, seed: int = 0,
@@ -52,9 +53,7 @@ def output_dir(args: argparse.Namespace, name: str) -> Path:
 def write_results(out: Path, results: dict[str, Any]) -> Path:
     """OUT/results.json: the numbers a test or a script reads back, written atomically."""
     path = out / "results.json"
-    tmp = path.with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(results, indent=1) + "\n")
     return path
 
 

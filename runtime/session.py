@@ -19,7 +19,7 @@ from symgraph.errors import InvalidArgumentError, OpError
 from symgraph.graph import Graph, Node, Tensor, get_default_graph
 
 DEVICES = ("reference", "cpu")
-DEFAULT_DEVICE = "reference"
+DEFAULT_DEVICE = "cpu"
 
 
 class Session:

@@ -6,11 +6,10 @@ only when a picture is drawn, with the Agg backend, so no display is needed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from typing import Any
 
+from symgraph.files import atomic_file
 from symgraph.train.trainer import History
 
 
@@ -33,18 +32,9 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> str:
     Returns the path written. A reader never sees a half-written picture.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
     finally:
         pyplot().close(fig)
     return path

@@ -28,15 +28,15 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from symgraph import dtypes as _dt
 from symgraph.errors import DataLossError, InvalidArgumentError, NotFoundError
+from symgraph.files import write_atomically
 from symgraph.graph import Tensor, get_default_graph
 from symgraph.variables import GraphKeys, Variable, is_variable
 
@@ -122,7 +122,7 @@ class Saver:
             for path, content in ((save_path + DATA_SUFFIX, data),
                                   (save_path + META_SUFFIX, json.dumps(meta, indent=1).encode())):
                 existed = os.path.exists(path)
-                _atomic_write(path, content)
+                write_atomically(path, content)
                 if not existed:
                     created.append(path)
             if write_state:
@@ -143,7 +143,7 @@ class Saver:
             dropped, paths = paths[:-self._max_to_keep], paths[-self._max_to_keep:]
         index = {"format": INDEX_FORMAT, "model_checkpoint_path": base,
                  "all_model_checkpoint_paths": paths}
-        _atomic_write(os.path.join(directory, INDEX_FILE), json.dumps(index, indent=1).encode())
+        write_atomically(os.path.join(directory, INDEX_FILE), json.dumps(index, indent=1).encode())
         self._last_checkpoints = [os.path.join(directory, p) for p in paths]
         for old in dropped:  # the metadata first: a checkpoint without it is not a checkpoint
             for suffix in (META_SUFFIX, DATA_SUFFIX):
@@ -270,36 +270,3 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             with zf.open(name + ".npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, arr, allow_pickle=False)
     return buf.getvalue()
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    """Writes `data` to `path` through a temp file in the same directory, fsync and rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    """Makes the rename durable (POSIX); a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError), _open_dir(directory) as fd:
-        os.fsync(fd)
-
-
-@contextlib.contextmanager
-def _open_dir(directory: str) -> Iterator[int]:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        yield fd
-    finally:
-        os.close(fd)

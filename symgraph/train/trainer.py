@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from symgraph.datasets.batching import batches
+from symgraph.files import write_atomically
 from symgraph.graph import Tensor, get_default_graph
-from symgraph.train.saver import Saver, _atomic_write, latest_checkpoint, read_checkpoint
+from symgraph.train.saver import Saver, latest_checkpoint, read_checkpoint
 from symgraph.variables import GraphKeys
 
 HISTORY_FILE = "history.json"
@@ -230,7 +231,7 @@ class Trainer:
             return
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         # the history first: a checkpoint never lacks the history of its epochs
-        _atomic_write(os.path.join(self.checkpoint_dir, HISTORY_FILE), history.to_json().encode())
+        write_atomically(os.path.join(self.checkpoint_dir, HISTORY_FILE), history.to_json())
         self.saver.save(self.sess, os.path.join(self.checkpoint_dir, "model"), global_step=epoch)
 
     def _save_best(self) -> None:
