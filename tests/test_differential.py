@@ -9,6 +9,7 @@ A random graph is a `Spec`: plain tuples, so that a failing example can be kept 
     ("unary", name, i)                    name in UNARY (log, sqrt: of |x| + c; exp: bounded x)
     ("cast", name, i)                     cast(UNARY[name](cast(x, the other float)), dtype)
     ("binary", name, i, j)                name in BINARY (divide: x / (|y| + 0.5))
+    ("scalar", name, i, value, left)      BINARY[name](value, x_i) if left else (x_i, value)
     ("where", comparison, i, j, k)        where(comparison(x_i, x_j), x_i, x_k)
     ("reduce", name, i, axes | None, keepdims)
     ("reshape", i, target)    ("transpose", i, perm)    ("expand_dims", i, axis)
@@ -61,13 +62,16 @@ BINARY = {
 }
 COMPARISONS = {"less": sg.less, "greater": sg.greater, "less_equal": sg.less_equal,
                "greater_equal": sg.greater_equal}
+SCALARS = (0.0, 1.0, -1.0, 0.5, 2.0)  # 0 and 1: the neutral elements that simplify removes
 REDUCTIONS = {"sum": sg.reduce_sum, "mean": sg.reduce_mean, "max": sg.reduce_max,
               "min": sg.reduce_min}
-# cast(op(cast(x, other)), dtype): in float64 graphs the float32 op must round exactly (a float32
-# tanh may differ by an ulp, 6e-8, from NumPy's: far more than float64's tolerance)
+# cast(op(cast(x, other)), dtype): in float64 graphs the float32 op and its gradient must be exact
+# (a float32 tanh may differ by an ulp, 6e-8, from NumPy's, and fastmath may reassociate the
+# float32 products of a chain of gradients: both far more than float64's tolerance)
 CAST_INNER = {"float32": ("tanh", "square", "sigmoid", "negative"),
-              "float64": ("square", "negative", "abs", "relu")}
-NAMED = ("unary", "cast", "binary", "where", "reduce")  # nodes whose operands follow a name
+              "float64": ("negative", "abs", "relu")}
+# nodes whose operands follow a name
+NAMED = ("unary", "cast", "binary", "scalar", "where", "reduce")
 
 
 class Spec(NamedTuple):
@@ -120,6 +124,11 @@ def infer(node: tuple, shapes: list[Shape]) -> Shape:
         return x._replace(bound=b)
     if kind == "cast":
         b = {"tanh": 1.0, "sigmoid": 1.0, "square": x.bound ** 2}.get(node[1], x.bound)
+        return x._replace(bound=b)
+    if kind == "scalar":
+        name, left = node[1], node[4]
+        b = {"add": x.bound + 2, "subtract": x.bound + 2, "multiply": 2 * x.bound,
+             "divide": 4.0 if left else 2 * x.bound}.get(name, max(x.bound, 2.0))
         return x._replace(bound=b)
     if kind in ("binary", "where"):
         operands = [shapes[i] for i in node[2:]]
@@ -228,7 +237,7 @@ class _Drawer:
         if kind == "constant":
             static = fed
         else:
-            static = tuple(self.draw(st.sampled_from([d, d, None])) for d in fed)
+            static = tuple(self.draw(st.sampled_from([d, None])) for d in fed)
         return self.add(("input", kind, static, tuple(fed)))
 
     def fresh_shape(self) -> tuple:
@@ -277,6 +286,14 @@ class _Drawer:
                  "subtract": BOUND / 2}.get(name, BOUND)
         self.add(("binary", name, self.bounded(i, limit), self.bounded(j, limit)))
 
+    def scalar(self) -> None:
+        name = self.draw(st.sampled_from(sorted(BINARY)))
+        left = self.draw(st.booleans())
+        value = self.draw(st.sampled_from(SCALARS[1:] if name == "divide" and not left
+                                          else SCALARS))
+        limit = BOUND / 2 - 2
+        self.add(("scalar", name, self.bounded(self.value(), limit), value, left))
+
     def where(self) -> None:
         name = self.draw(st.sampled_from(sorted(COMPARISONS)))
         i = self.value()
@@ -323,15 +340,17 @@ class _Drawer:
     def expand_dims(self) -> None:
         i = self.value()
         rank = len(self.shapes[i].fed)
-        if rank < MAX_RANK:
-            self.add(("expand_dims", i, self.draw(st.integers(-rank - 1, rank))))
+        if rank == MAX_RANK:
+            return False
+        self.add(("expand_dims", i, self.draw(st.integers(-rank - 1, rank))))
 
     def squeeze(self) -> None:
         i = self.value()
         ones = [a for a, d in enumerate(self.shapes[i].static) if d == 1]
-        if ones:
-            axes = self.draw(st.sets(st.sampled_from(ones), min_size=1))
-            self.add(("squeeze", i, tuple(sorted(axes))))
+        if not ones:
+            return False
+        axes = self.draw(st.sets(st.sampled_from(ones), min_size=1))
+        self.add(("squeeze", i, tuple(sorted(axes))))
 
     def slice(self) -> None:
         i = self.value()
@@ -355,7 +374,7 @@ class _Drawer:
         i = self.value()
         fed = self.shapes[i].fed
         if not fed:
-            return
+            return False
         axis = self.draw(st.integers(0, len(fed) - 1))
         fits = [j for j, s in enumerate(self.shapes) if len(s.fed) == len(fed) and all(
             a == b for d, (a, b) in enumerate(zip(s.fed, fed)) if d != axis)]
@@ -369,7 +388,7 @@ class _Drawer:
         i = self.value()
         fed = self.shapes[i].fed
         if len(fed) < 2:
-            return
+            return False
         ta, tb = self.draw(st.booleans()), self.draw(st.booleans())
         k = fed[-2] if ta else fed[-1]
         n = self.dim()
@@ -386,7 +405,7 @@ def _broadcastable(a: tuple, b: tuple) -> bool:
         return False
 
 
-OPS = ("unary", "unary", "cast", "binary", "binary", "binary", "where", "reduce", "reduce",
+OPS = ("unary", "unary", "cast", "binary", "binary", "scalar", "where", "reduce", "reduce",
        "reshape", "transpose", "expand_dims", "squeeze", "slice", "concat", "matmul")
 
 
@@ -397,7 +416,8 @@ def specs(draw: Any) -> Spec:
     d = _Drawer(draw, dtype)
     d.fresh(d.fresh_shape())
     for _ in range(draw(st.integers(1, MAX_OPS))):
-        getattr(d, draw(st.sampled_from(OPS)))()
+        if getattr(d, draw(st.sampled_from(OPS)))() is False:  # it does not apply here
+            d.binary()
     if d.nodes[-1][0] == "input":
         d.add(("unary", "tanh", len(d.nodes) - 1))
     ops = [k for k, n in enumerate(d.nodes[:-1]) if n[0] != "input"]
@@ -434,6 +454,12 @@ def build(spec: Spec, rng: np.random.Generator) -> tuple[list[sg.Tensor], dict, 
             t = sg.cast(UNARY[args[0]](sg.cast(values[args[1]], other)), dtype)
         elif kind == "binary":
             t = BINARY[args[0]](values[args[1]], values[args[2]])
+        elif kind == "scalar":
+            x, value = values[args[1]], args[2]
+            if args[0] == "divide" and not args[3]:
+                t = sg.divide(x, value)
+            else:
+                t = BINARY[args[0]](*((value, x) if args[3] else (x, value)))
         elif kind == "where":
             x, y, z = (values[i] for i in args[1:])
             t = sg.where(COMPARISONS[args[0]](x, y), x, z)
