@@ -4,7 +4,9 @@ A group iterates over one static shape. Its members are elementwise nodes of tha
 reductions of such members (they accumulate as the loop runs). A node joins a group when every
 input it takes from outside the group is computed before the group's first node: the group then
 runs, whole, at its first node's place in the schedule, so nothing it needs comes later and
-everything it gives is ready for later consumers. A reduction is complete only when the loop
+everything it gives is ready for later consumers. Where the shape has None dims, the node must
+also read a value of that shape that the group reads or computes, so that it spans the same loop
+when fed. A reduction is complete only when the loop
 ends, so no member may read one. These rules are `can_join`, the one place that decides.
 Positions are places in the schedule; values not computed by any step (feeds) are at -1.
 """
@@ -89,13 +91,23 @@ def _available(t, group: Group, position: dict[int, int]) -> bool:
     return position.get(node_id, -1) < group.first
 
 
+def _same_extent(node: Node, group: Group) -> bool:
+    """`node` spans the group's loop at run time: the shape is fully static, or node reads a value
+    of that shape which the group reads or computes. Two values of one static shape with None
+    dims may differ when fed ((3, 1) and its transpose (1, 3)): the kernel would refuse them."""
+    if group.shape.is_fully_defined():
+        return True
+    shared = group.ids | {t.node.id for m in group.members for t in m.inputs}
+    return any(t.node.id in shared and t.shape == group.shape for t in node.inputs)
+
+
 def can_join(node: Node, group: Group, position: dict[int, int]) -> bool:
     """Whether `node` may be computed in `group`'s loop (see the module docstring)."""
     if is_reduction(node):
         x = node.inputs[0]
         return (x.node.id in group.ids and x.node.id not in group.reductions
                 and x.shape == group.shape)
-    return (node.shape == group.shape
+    return (node.shape == group.shape and _same_extent(node, group)
             and all(_available(t, group, position) for t in node.inputs))
 
 
