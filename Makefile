@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-slow lint clean bench
 
 # Trains the MLP on MNIST (5 epochs: >= 97.5% test accuracy; see README for the measured time).
+# One BLAS thread unless you say otherwise: on 2 shared cores OpenBLAS's spinning threads made
+# the demo 7x slower whenever another process was busy (measured: 137 s against 18 s).
 demo: $(STAMP)
-	$(PY) examples/mnist_mlp.py --epochs 5
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} $(PY) examples/mnist_mlp.py --epochs 5
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -6,8 +6,8 @@ input it takes from outside the group is computed before the group's first node:
 runs, whole, at its first node's place in the schedule, so nothing it needs comes later and
 everything it gives is ready for later consumers. Where the shape has None dims, the node must
 also read a value of that shape that the group reads or computes, so that it spans the same loop
-when fed. A reduction is complete only when the loop
-ends, so no member may read one. These rules are `can_join`, the one place that decides.
+when fed. A reduction is complete only when the loop ends, so no member may read one. These
+rules are `can_join`, the one place that decides.
 Positions are places in the schedule; values not computed by any step (feeds) are at -1.
 """
 
