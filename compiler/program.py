@@ -37,8 +37,11 @@ class Program:
 Rewrite = Callable[[Node, list[Tensor]], Any]
 
 
-def live_nodes(outputs: Sequence[Node], stop: set[int] = frozenset()) -> set[int]:
-    """Ids of the nodes that `outputs` depend on, through all inputs and control inputs."""
+def live_nodes(outputs: Sequence[Node], stop: set[int] = frozenset(),
+               through_refs: bool = True) -> set[int]:
+    """Ids of the nodes that `outputs` depend on, through inputs and control inputs, not looking
+    past the nodes in `stop`. With through_refs=False, an assignment's variable (a ref input,
+    named rather than read) does not count as a dependency."""
     seen: set[int] = set()
     todo = list(outputs)
     while todo:
@@ -48,7 +51,8 @@ def live_nodes(outputs: Sequence[Node], stop: set[int] = frozenset()) -> set[int
         seen.add(node.id)
         if node.id in stop:
             continue
-        todo.extend(t.node for t in node.inputs)
+        refs = () if through_refs else node.opdef.ref_inputs
+        todo.extend(t.node for i, t in enumerate(node.inputs) if i not in refs)
         todo.extend(node.control_inputs)
     return seen
 

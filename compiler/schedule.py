@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from compiler.program import live_nodes
 from symgraph.graph import Node
 from symgraph.registry import OpKind
 
@@ -15,21 +16,10 @@ def needed_nodes(fetches: Sequence[Node], feeds: set[int]) -> list[Node]:
     A variable named by an assignment (a ref input) is not read by it, so it is not needed
     unless something else reads it: initializers run before the variable has a value.
     """
-    seen: set[int] = set()
-    order: list[Node] = []
-    todo = list(fetches)
-    while todo:
-        node = todo.pop()
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        order.append(node)
-        if node.id in feeds:
-            continue
-        refs = node.opdef.ref_inputs
-        todo.extend(t.node for i, t in enumerate(node.inputs) if i not in refs)
-        todo.extend(node.control_inputs)
-    return order
+    if not fetches:
+        return []
+    nodes = fetches[0].graph.nodes
+    return [nodes[i] for i in live_nodes(fetches, feeds, through_refs=False)]
 
 
 def is_leaf(node: Node) -> bool:
