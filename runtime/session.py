@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.pipeline import compile_plan
+from compiler.pipeline import TARGETS, compile_plan
 from compiler.plan import Plan
 from runtime import executor
 from runtime.fetches import flatten
@@ -18,7 +18,7 @@ from symgraph import session_context
 from symgraph.errors import InvalidArgumentError, OpError
 from symgraph.graph import Graph, Node, Tensor, get_default_graph
 
-DEVICES = ("reference", "cpu")
+DEVICES = TARGETS  # a device runs the plans compiled for the target of its name
 DEFAULT_DEVICE = "cpu"
 
 
