@@ -370,11 +370,16 @@ class _Drawer:
             key.append(item)
         self.add(("slice", i, tuple(key)))
 
+    def of_rank(self, rank: int) -> int | None:
+        """A value of at least `rank` dims, or None when there is none."""
+        fits = [k for k, s in enumerate(self.shapes) if len(s.fed) >= rank]
+        return self.draw(st.sampled_from(fits)) if fits else None
+
     def concat(self) -> None:
-        i = self.value()
-        fed = self.shapes[i].fed
-        if not fed:
+        i = self.of_rank(1)
+        if i is None:
             return False
+        fed = self.shapes[i].fed
         axis = self.draw(st.integers(0, len(fed) - 1))
         fits = [j for j, s in enumerate(self.shapes) if len(s.fed) == len(fed) and all(
             a == b for d, (a, b) in enumerate(zip(s.fed, fed)) if d != axis)]
@@ -385,10 +390,10 @@ class _Drawer:
         self.add(("concat", i, j, axis))
 
     def matmul(self) -> None:
-        i = self.value()
-        fed = self.shapes[i].fed
-        if len(fed) < 2:
+        i = self.of_rank(2)
+        if i is None:
             return False
+        fed = self.shapes[i].fed
         ta, tb = self.draw(st.booleans()), self.draw(st.booleans())
         k = fed[-2] if ta else fed[-1]
         n = self.dim()
