@@ -25,7 +25,8 @@ _lock = threading.Lock()
 
 
 def debug_level() -> int:
-    """SYMGRAPH_DEBUG: 1 passes and kernel groups, 2 cache hits and misses, 3 kernel source."""
+    """SYMGRAPH_DEBUG: 1 passes and kernel groups, 2 cache hits and misses, 3 kernel source,
+    4 the scheduled plan, step by step, with the user's lines behind every kernel."""
     try:
         return int(os.environ.get("SYMGRAPH_DEBUG", "0"))
     except ValueError:
@@ -65,6 +66,8 @@ def load_kernel(name: str, source: str) -> Any:
     """The jitted function `name` defined by `source`, from memory, disk, or a fresh compile."""
     with _lock:
         if name in _memo:
+            debug(2, f"cache hit: {name} (in memory)")
+            debug(3, f"source of {name}:\n{source}")
             return _memo[name]
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)

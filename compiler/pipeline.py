@@ -7,7 +7,7 @@ from typing import Any
 
 from compiler import passes
 from compiler.cache import debug
-from compiler.plan import Plan
+from compiler.plan import Plan, describe
 from compiler.program import Program, extract
 from compiler.schedule import lifetimes, schedule, unfed_placeholders
 from symgraph.graph import Graph, Node
@@ -65,5 +65,7 @@ def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
     unfed = unfed_placeholders(nodes)
     steps: list[Any] = nodes if target == "reference" or unfed else fuse(nodes, program)
     keep = {n.id for n in program.outputs}
-    return Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
+    plan = Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
                 unfed=unfed)
+    debug(4, describe(plan))
+    return plan

@@ -30,3 +30,26 @@ class Plan:
     @property
     def kernels(self) -> list[Any]:
         return [s for s in self.steps if not isinstance(s, Node)]
+
+
+def describe(plan: Plan) -> str:
+    """The plan step by step, for SYMGRAPH_DEBUG=4: each kernel with the user's ops it computes
+    (and their lines), each op run by its NumPy reference, and the values dropped after it."""
+    program = plan.program
+    nodes = program.graph.nodes
+    lines = [f"plan: {len(plan.steps)} steps, {len(plan.kernels)} compiled kernels"]
+    for i, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+        if isinstance(step, Node):
+            user = program.user_node(step)
+            lines.append(f"{i:4d} op     {step.opdef.name} {step.shape} "
+                         f"'{user.name}' ({user.location})")
+        else:
+            lines.append(f"{i:4d} kernel {step.name}: {len(step.members)} ops")
+            for m in step.members:
+                user = program.user_node(m)
+                lines.append(f"            {m.opdef.name} {m.shape} '{user.name}' "
+                             f"({user.location})")
+        if free:
+            lines.append("            drops " + ", ".join(
+                f"'{program.user_node(nodes[v]).name}'" for v in free))
+    return "\n".join(lines)

@@ -140,3 +140,22 @@ def test_a_second_process_compiles_nothing(tmp_path):
     assert all(line.endswith("misses 0") for line in runs[1].splitlines()[1:]), runs[1]
     assert "hits 1" in runs[1]
     assert list(tmp_path.glob("kernels-*/fused_*.py"))
+
+
+@pytest.mark.parametrize("dtype", [sg.float32, sg.float64, sg.int32, sg.int64])
+def test_extrema_over_no_elements_give_their_identity_on_every_device(dtype):
+    # reduce_max over an empty axis: -inf (the lowest integer for ints), as TF gives the
+    # reducer's identity; the reference once raised where the kernel gave -inf
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(dtype, [None, 3])
+        fetches = [sg.reduce_max(x, 0), sg.reduce_min(x, 0), sg.reduce_max(x),
+                   sg.reduce_max(x * 2, 0)]
+    empty = np.zeros((0, 3), dtype.np)
+    ref = sg.Session(graph=g, device="reference").run(fetches, {x: empty})
+    cpu = sg.Session(graph=g, device="cpu").run(fetches, {x: empty})
+    low, high = ((-np.inf, np.inf) if dtype.is_floating
+                 else (np.iinfo(dtype.np).min, np.iinfo(dtype.np).max))
+    assert np.all(ref[0] == low) and np.all(ref[2] == low) and np.all(ref[1] == high)
+    for r, c in zip(ref, cpu):
+        np.testing.assert_array_equal(r, c)
