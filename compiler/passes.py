@@ -17,7 +17,7 @@ from symgraph.graph import Node, Tensor
 from symgraph.ops import elementwise as ew
 from symgraph.ops import nn as nn_ops
 from symgraph.ops import shape_ops
-from symgraph.ops.state import CONSTANT
+from symgraph.ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, CONSTANT
 from symgraph.registry import OpDef
 from symgraph.shapes import TensorShape
 
@@ -184,3 +184,29 @@ def simplify(program: Program) -> Program:
     """Algebraic identities: x*1, x+0, -(-x), log(exp(x)), log(softmax(x)) -> log_softmax(x),
     transpose of transpose, reshape of reshape, identity and stop_gradient (forward)."""
     return rebuild(program, _simplify_one)
+
+
+# ---- relative assignments ------------------------------------------------------------------------
+WRITERS = (ASSIGN, ASSIGN_ADD, ASSIGN_SUB)
+
+
+def expand_relative_assignments(program: Program) -> Program:
+    """assign_sub(v, d) -> assign(v, v - d), and assign_add likewise, for a variable that no
+    other op of the program writes: then its read at the start of the run is the value the
+    update starts from, and the subtraction fuses into the kernel that computes d (an
+    optimizer's update becomes one pass over its arrays instead of two)."""
+    writes: dict[int, int] = {}
+    for node in program.graph.nodes:
+        if node.opdef in WRITERS:
+            var = node.inputs[0].node.id
+            writes[var] = writes.get(var, 0) + 1
+
+    def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
+        if node.opdef not in (ASSIGN_ADD, ASSIGN_SUB) or writes[node.inputs[0].node.id] != 1:
+            return None
+        var, delta = inputs
+        step = ew.ADD if node.opdef is ASSIGN_ADD else ew.SUBTRACT
+        value = make_node(step, [var, delta], {}, node)
+        return make_node(ASSIGN, [var, value], {}, node)
+
+    return rebuild(program, rewrite)

@@ -14,6 +14,7 @@ from symgraph.graph import Graph, Node
 
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
 PASSES = (
+    passes.expand_relative_assignments,
     passes.simplify,
     passes.fold_constants,
     passes.eliminate_common_subexpressions,
@@ -32,8 +33,10 @@ def optimize(program: Program) -> Program:
 
 
 def fuse(steps: list[Node], program: Program) -> list[Any]:
-    """Replaces each fusable group of steps by one compiled kernel, placed at its first node."""
+    """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
+    and each convolution or pooling node by its own kernel (codegen_cpu_nn)."""
     from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling for it
+    from compiler.codegen_cpu_nn import compile_node
     from compiler.fusion import find_groups
 
     consumers: dict[int, list[Node]] = {}
@@ -48,6 +51,11 @@ def fuse(steps: list[Node], program: Program) -> list[Any]:
         debug(1, f"kernel {kernel.name}: " + " -> ".join(m.opdef.name for m in group.members))
         kernel_at[group.members[0].id] = kernel
         fused |= group.ids
+    for node in steps:
+        kernel = compile_node(node)
+        if kernel is not None:
+            debug(1, f"kernel {kernel.name}: {node.opdef.name}")
+            kernel_at[node.id] = kernel
     return [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]
 
 

@@ -11,6 +11,17 @@ from symgraph.errors import FailedPreconditionError, InvalidArgumentError
 from symgraph.graph import Node
 
 
+def _has_writable_base(arr: np.ndarray) -> bool:
+    """Whether some array that `arr` views can still be written (a compiled kernel's output
+    owns its memory through a non-array base, which nobody writes)."""
+    base = arr.base
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return True
+        base = base.base
+    return False
+
+
 class VariableStore:
     """Maps variable names to read-only arrays; a write replaces the array, never mutates it.
 
@@ -42,9 +53,10 @@ class VariableStore:
             raise InvalidArgumentError(
                 f"cannot assign a value of shape {arr.shape} to variable '{var.name}' of shape "
                 f"{var.shape} (created at {var.location})", var)
-        # only an array no one else can change is kept as is (another variable's value, say);
-        # a view, even a read-only one, may see its writable base change
-        if arr.flags.writeable or not arr.flags.owndata or not arr.flags.c_contiguous:
+        # only an array no one else can change is kept as is (another variable's value, or a
+        # kernel's read-only output); a view, even a read-only one, may see its writable base
+        # change
+        if arr.flags.writeable or not arr.flags.c_contiguous or _has_writable_base(arr):
             arr = np.array(arr, copy=True, order="C")
         arr.setflags(write=False)
         with self._lock:

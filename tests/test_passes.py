@@ -511,9 +511,37 @@ def test_state_ops_keep_their_order(graph):
     before = v * 1.0
     program = pipeline.optimize(program_of([before, bump, after]))
     state_ops = [n.opdef.name for n in program.graph.nodes
-                 if n.opdef.name in ("variable", "assign_add", "read_variable")]
-    assert state_ops == ["variable", "assign_add", "read_variable"]
+                 if n.opdef.name in ("variable", "assign", "assign_add", "read_variable")]
+    assert state_ops == ["variable", "assign", "read_variable"]  # assign(v, v + d): one writer
     reference, cpu = run_both([before, bump, after], runs=3)
     assert_same(reference, cpu)
     np.testing.assert_array_equal(cpu[-1][0], [5.0, 6.0])  # read when the run began
     np.testing.assert_array_equal(cpu[-1][2], [7.0, 8.0])  # read after this run's assign_add
+
+
+def test_a_relative_assignment_becomes_an_assignment_of_a_fusable_update(graph):
+    v = sg.Variable(np.array([1.0, 2.0]), name="v")
+    g = sg.placeholder(sg.float64, [2], name="g")
+    step = v.assign_sub(0.5 * sg.square(g))
+    program = passes.expand_relative_assignments(program_of([step]))
+    ops = [n.opdef.name for n in program.graph.nodes]
+    assert "assign_sub" not in ops and ops[-2:] == ["subtract", "assign"]
+    assign = program.graph.nodes[-1]
+    assert assign.inputs[1].node.inputs[0].node is assign.inputs[0].node  # v - 0.5 g^2
+    reference, cpu = run_both([step], {g: [2.0, 4.0]}, runs=3)
+    assert_same(reference, cpu)
+    np.testing.assert_array_equal(cpu[-1][0], [-5.0, -22.0])
+
+
+def test_a_variable_written_twice_keeps_its_relative_assignments(graph):
+    # the second update must start from the first one's result, not from the run's first read
+    v = sg.Variable(np.array([1.0, 2.0]), name="v")
+    first = v.assign_add(sg.constant([1.0, 1.0], sg.float64))
+    with sg.control_dependencies([first]):
+        second = v.assign_sub(sg.constant([0.5, 0.5], sg.float64))
+    program = passes.expand_relative_assignments(program_of([second]))
+    ops = [n.opdef.name for n in program.graph.nodes]
+    assert "assign_add" in ops and "assign_sub" in ops and "assign" not in ops
+    reference, cpu = run_both([second], runs=2)
+    assert_same(reference, cpu)
+    np.testing.assert_array_equal(cpu[-1][0], [2.0, 3.0])

@@ -66,16 +66,25 @@ def _assign(state, node: Node, ref: Any, value: np.ndarray) -> np.ndarray:
     return value
 
 
+def _owned(value: Any) -> np.ndarray:
+    """A value computed here that nothing else holds, made read-only so that the store keeps it
+    as it is instead of copying it (a copy of every updated weight, every step, otherwise)."""
+    value = np.asarray(value)
+    if value.flags.owndata:
+        value.setflags(write=False)
+    return value
+
+
 def _assign_add(state, node: Node, ref: Any, delta: np.ndarray) -> np.ndarray:
     var = node.inputs[0].node
-    value = state.read(var) + delta
+    value = _owned(state.read(var) + delta)
     state.write(var, value)
     return value
 
 
 def _assign_sub(state, node: Node, ref: Any, delta: np.ndarray) -> np.ndarray:
     var = node.inputs[0].node
-    value = state.read(var) - delta
+    value = _owned(state.read(var) - delta)
     state.write(var, value)
     return value
 
