@@ -1,11 +1,19 @@
-"""Runs a Plan: reference steps through NumPy, compiled kernels directly."""
+"""Runs a Plan: reference steps through NumPy, compiled kernels directly.
+
+Observers (a run's Tracer, its NumericsChecker) see each step as it finishes; a run without
+them takes the plain loop and pays nothing for their existence.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from runtime.numerics import NumericsChecker
+from runtime.profiler import Tracer, wants_trace
 from runtime.reference import evaluate
 from symgraph.errors import InvalidArgumentError, OpError
 from symgraph.graph import Node
@@ -13,9 +21,25 @@ from symgraph.graph import Node
 fallbacks = 0  # kernels that refused their inputs' shapes and ran node by node (tests read it)
 
 
-def run_steps(plan: Any, values: dict[int, Any], state: Any) -> dict[int, Any]:
+def observers_for(options: Any, run_metadata: Any, check_numerics: bool,
+                  device: str = "") -> list[Any]:
+    """The observers one Session.run asks for: a Tracer when it is traced (TF1's RunOptions
+    with a trace level, and a RunMetadata to fill), a NumericsChecker when numerics are
+    checked. Usually none."""
+    observers: list[Any] = []
+    if check_numerics:
+        observers.append(NumericsChecker())
+    if wants_trace(options, run_metadata):
+        observers.append(Tracer(run_metadata, device))
+    return observers
+
+
+def run_steps(plan: Any, values: dict[int, Any], state: Any,
+              observers: Sequence[Any] = ()) -> dict[int, Any]:
     """Runs a plan's steps; `values` holds the fed values by node id and gets every result."""
     with np.errstate(all="ignore"):  # inf and nan propagate as in TF1; no warnings per op
+        if observers:
+            return _run_observed(plan, values, state, observers)
         for step, free in zip(plan.steps, plan.free_after):
             if isinstance(step, Node):
                 _run_node(step, values, state)
@@ -26,12 +50,37 @@ def run_steps(plan: Any, values: dict[int, Any], state: Any) -> dict[int, Any]:
     return values
 
 
+def _run_observed(plan: Any, values: dict[int, Any], state: Any,
+                  observers: Sequence[Any]) -> dict[int, Any]:
+    """The same loop, with each step timed and shown to the observers before its inputs are
+    dropped (`begin` sees the feeds; `end` runs only when every step succeeded)."""
+    clock = time.perf_counter_ns
+    for observer in observers:
+        observer.begin(plan, values)
+    for index, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+        start = clock()
+        if isinstance(step, Node):
+            _run_node(step, values, state)
+        else:
+            _run_kernel(step, values, state)
+        end = clock()
+        for observer in observers:
+            observer.after_step(plan, index, step, values, state, start, end)
+        for value_id in free:
+            values.pop(value_id, None)
+    for observer in observers:
+        observer.end(plan, values)
+    return values
+
+
 def _run_node(node: Node, values: dict[int, Any], state: Any) -> None:
     refs = node.opdef.ref_inputs
     args = [None if i in refs else values[t.node.id] for i, t in enumerate(node.inputs)]
     try:
         values[node.id] = evaluate(node, args, state)
-    except OpError:
+    except OpError as e:
+        if e.node is None:  # raised by an op's own function (check_numerics): name the op
+            raise type(e)(f"{node.describe()}: {e}", node) from None
         raise
     except Exception as e:  # a NumPy error for run-time values: name the op and its inputs
         inputs = ", ".join(f"{t.name} {np.shape(a)} {np.asarray(a).dtype}"
@@ -53,4 +102,7 @@ def _run_kernel(kernel: Any, values: dict[int, Any], state: Any) -> None:
             _run_node(node, values, state)
         return
     for value_id, out in zip(kernel.outputs, outs):
+        # a kernel's outputs are new arrays that nothing writes to again: read-only, a variable
+        # assigned one keeps it without a copy (a fetch of one gets a copy instead)
+        out.setflags(write=False)
         values[value_id] = out

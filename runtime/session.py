@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
 
+from compiler.memory import MemoryReport, check_fits, plan_memory
 from compiler.pipeline import TARGETS, compile_plan
 from compiler.plan import Plan
 from runtime import executor
 from runtime.fetches import flatten
 from runtime.variables import VariableStore
+from symgraph import debugging, session_context
 from symgraph import dtypes as _dt
-from symgraph import session_context
 from symgraph.errors import InvalidArgumentError, OpError
 from symgraph.graph import Graph, Node, Tensor, get_default_graph
 
 DEVICES = TARGETS  # a device runs the plans compiled for the target of its name
 DEFAULT_DEVICE = "cpu"
+GROWTH_WARNING_RUNS = 20  # runs in a row after graph growth before the leak warning
 
 
 class Session:
@@ -32,10 +35,13 @@ class Session:
       device: where plans run. "reference" computes op by op with NumPy, on the graph as written
         (the oracle); "cpu" runs the optimized graph. Default: $SYMGRAPH_DEVICE, else
         DEFAULT_DEVICE.
+      check_numerics: check every value each run computes (and every feed) for NaN and Inf,
+        and fail naming the first op that made one, with its inputs' ranges and the user's
+        line. Default: on after sg.debugging.enable_check_numerics(), else off.
     """
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, check_numerics: bool | None = None) -> None:
         if device is None:
             device = os.environ.get("SYMGRAPH_DEVICE", DEFAULT_DEVICE)
         if device not in DEVICES:
@@ -44,8 +50,13 @@ class Session:
         self.device = device
         self._store = VariableStore()
         self._plans: dict[tuple, Plan] = {}
+        self._fitting: set[tuple] = set()  # (plan key, feed shapes) known to fit in memory
+        self._graph_size = -1  # nodes in the graph at the last run, and how many runs in a row
+        self._growing_runs = 0  # found it bigger (ops created inside a training loop)
         self._lock = threading.RLock()
         self._closed = False
+        self.check_numerics = (debugging.check_numerics_enabled() if check_numerics is None
+                               else bool(check_numerics))
 
     # -- context --------------------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -82,6 +93,8 @@ class Session:
         """Computes `fetches` (a tensor, an operation, or any nesting of them in lists, tuples,
         dicts and namedtuples) and returns NumPy arrays in the same structure; operations give
         None. `feed_dict` maps placeholders (or any tensor) to values that replace them.
+        With `options=sg.RunOptions(trace_level=sg.RunOptions.FULL_TRACE)` and
+        `run_metadata=sg.RunMetadata()`, the run records each step's time and bytes there.
         """
         if self._closed:
             raise RuntimeError("this Session is closed; create a new one")
@@ -91,6 +104,7 @@ class Session:
         nodes = list(dict.fromkeys(node for node, _ in targets))
         feed_ids = tuple(sorted(feeds))
         with self._lock:
+            self._watch_graph_growth()
             plan = self._plan(nodes, feed_ids)
             program = plan.program
             if plan.unfed:
@@ -101,8 +115,11 @@ class Session:
                     unfed[0])
             values = {node.id: feeds[i] for node, i in zip(program.inputs, feed_ids)
                       if node is not None}
+            self._check_memory(plan, feeds, feed_ids)
             try:
-                values = executor.run_steps(plan, values, self._store)
+                observers = executor.observers_for(options, run_metadata, self.check_numerics,
+                                                   self.device)
+                values = executor.run_steps(plan, values, self._store, observers)
             except OpError as e:
                 if e.node is not None:
                     e.node = program.user_node(e.node)
@@ -124,6 +141,41 @@ class Session:
         feed_ids = tuple(sorted(self._convert_feeds(feed_dict or {})))
         with self._lock:
             return self._plan(nodes, feed_ids)
+
+    def _watch_graph_growth(self) -> None:
+        """Warns once when the graph has grown before every one of many runs in a row: the
+        classic TF1 leak of creating ops inside the training loop, which slows every step and
+        recompiles every plan. Building a graph and running it in turns a few times is fine."""
+        size = len(self.graph.nodes)
+        self._growing_runs = self._growing_runs + 1 if 0 <= self._graph_size < size else 0
+        self._graph_size = size
+        if self._growing_runs == GROWTH_WARNING_RUNS:
+            warnings.warn(
+                f"the graph grew before each of the last {GROWTH_WARNING_RUNS} runs (now "
+                f"{size} ops): are ops created inside the training loop? Each new op is kept "
+                "forever and each new fetch compiles a new plan; create the ops once, before "
+                "the loop, and feed the values that change (the last op was made at "
+                f"{self.graph.nodes[-1].location})", RuntimeWarning, stacklevel=3)
+
+    def memory_report(self, fetches: Any, feed_dict: dict | None = None) -> MemoryReport:
+        """What `run(fetches, feed_dict)` would hold in memory at its peak, and where, computed
+        from the shapes of the feeds without running anything. `print()` it for a summary."""
+        plan = self.plan_for(fetches, feed_dict)
+        feeds = self._convert_feeds(feed_dict or {})
+        return plan_memory(plan, [feeds[i].shape if n is not None else None
+                                  for n, i in zip(plan.program.inputs, sorted(feeds))])
+
+    def _check_memory(self, plan: Plan, feeds: dict[int, np.ndarray],
+                      feed_ids: tuple[int, ...]) -> None:
+        """A clear MemoryError before a run that cannot fit; checked once per feed shapes."""
+        key = (id(plan), tuple(feeds[i].shape for i in feed_ids))
+        if key in self._fitting:
+            return
+        check_fits(plan_memory(plan, [feeds[i].shape if n is not None else None
+                                      for n, i in zip(plan.program.inputs, feed_ids)]))
+        if len(self._fitting) > 1024:  # shapes that change every run: keep the set bounded
+            self._fitting.clear()
+        self._fitting.add(key)
 
     def _plan(self, nodes: list[Node], feed_ids: tuple[int, ...]) -> Plan:
         """The cached plan for these fetches and feeds, compiled on first use."""
@@ -169,6 +221,22 @@ class Session:
     def load_variable(self, var: Tensor, value: Any) -> None:
         """Sets a variable's value in this session directly (TF1's `Variable.load`)."""
         self._store.write(var.node, convert_feed(var, value))
+
+
+class InteractiveSession(Session):
+    """A Session that makes itself the default on creation (TF1's `tf.InteractiveSession`), so
+    `t.eval()` and `op.run()` work in a shell or notebook without a `with` block; `close()`
+    removes it again."""
+
+    def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
+                 device: str | None = None) -> None:
+        super().__init__(target, graph, config, device)
+        session_context.push(self)
+
+    def close(self) -> None:
+        if not self._closed:
+            session_context.remove(self)
+        super().close()
 
 
 def convert_feed(tensor: Tensor, value: Any) -> np.ndarray:

@@ -153,10 +153,14 @@ from symgraph.variable_scope import (
 )
 from symgraph import layers
 from symgraph import datasets
+from symgraph import debugging
+from symgraph.debugging import check_numerics
+from symgraph.profiling import RunMetadata, RunOptions
+from symgraph.viz import to_dot, visualize
 
 # The public face re-exports the compiler's and runtime's entry points, after its own modules.
 from compiler.autodiff import gradients
-from runtime.session import Session
+from runtime.session import InteractiveSession, Session
 
 newaxis = None
 Operation = Node

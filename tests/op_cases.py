@@ -253,6 +253,12 @@ def _pad(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _in_top_k(p: np.ndarray, t: np.ndarray, k: int = 2) -> np.ndarray:
+    """Row by row: the target is valid and fewer than k scores beat it."""
+    out = [0 <= c < p.shape[1] and int((row > row[c]).sum()) < k for row, c in zip(p, t)]
+    return np.array(out, dtype=bool)
+
+
 def _one_hot(idx: np.ndarray, depth: int, on: float = 1.0, off: float = 0.0) -> np.ndarray:
     valid = (idx >= 0) & (idx < depth)
     rows = np.eye(depth + 1)[np.where(valid, idx, depth)][..., :depth]  # out of range: all off
@@ -554,6 +560,7 @@ CASES: list[OpCase] = [
          grad_skip="the slope, below 1e-8, is under central differences' resolution"),
     *family("identity", sg.identity, lambda x: x, UNARY, dtypes=NUMERIC + BOOL),
     *family("stop_gradient", sg.stop_gradient, lambda x: x, UNARY, dtypes=NUMERIC),
+    *family("check_numerics", lambda x: sg.debugging.check_numerics(x, "x"), lambda x: x, UNARY),
     # -- where, cast, add_n
     *family("where", sg.where, _select,
             [(_cond("2x3"), "2x3", "2x3"), (_cond("2x1"), "3", ""), (_cond(""), "2x3", "2x1"),
@@ -690,6 +697,13 @@ CASES: list[OpCase] = [
          dtypes=NUMERIC, out_dtype=sg.int64),
     case("argmin", lambda x: sg.argmin(x, 0, output_type=sg.int32),
          lambda x: np.argmin(x, axis=0).astype(np.int32), "3?x4", out_dtype=sg.int32),
+    # whole-number scores tie often (ties at the k-th place all count as in, as in TF1);
+    # targets -1 and 5 are out of range for 5 classes: never in the top k
+    case("in_top_k", lambda p, t: sg.nn.in_top_k(p, t, 2), _in_top_k,
+         Arg("6x5", small_ints()), Arg("6", uniform(-1, 5), dtype=sg.int32), out_dtype=sg.bool),
+    case("in_top_k", lambda p, t: sg.nn.in_top_k(p, t, 1), lambda p, t: _in_top_k(p, t, 1),
+         Arg("3?x4"), Arg("3?", uniform(0, 3), dtype=sg.int64), out_dtype=sg.bool,
+         label="k1"),
     # indices -1 and 3 are out of range for depth 3: all-off rows
     case("one_hot", lambda i: sg.one_hot(i, 3), lambda i: _one_hot(i, 3),
          Arg("2x4", uniform(-1, 3)), dtypes=(sg.int32, sg.int64), out_dtype=sg.float32),
@@ -749,9 +763,18 @@ CASES: list[OpCase] = [
     *_conv_cases("1x6x6x2", "3x3x2x2", strides=(2, 2)),
     *_conv_cases("1x5x5x2", "3x3x2x2", dilations=(2, 2)),
     *_conv_cases("2?x5x4x2", "2x3x2x3", strides=(2, 1), padding="VALID"),
+    # one input channel (W3's first layer), odd size, stride 2 VALID; deeper channels than
+    # taps; a 1x1 filter (its patches are the input itself); dilation with one-sided SAME
+    *_conv_cases("1x7x7x1", "3x3x1x4", strides=(2, 2), padding="VALID"),
+    *_conv_cases("1x3x3x8", "2x2x8x3"),
+    *_conv_cases("1x4x5x3", "1x1x3x2"),
+    *_conv_cases("1x6x5x1", "2x3x1x2", dilations=(2, 1)),
     # -- pooling
     *_pool_cases("2x5x5x3", (3, 3), (1, 1), "SAME"),
     *_pool_cases("2x5x5x3", (2, 2), (2, 2), "VALID"),
     *_pool_cases("1x6x6x2", (3, 3), (2, 2), "SAME"),
     *_pool_cases("2?x5x4x2", (2, 3), (1, 2), "SAME"),
+    # odd sizes: VALID leaves the last row out, SAME pads after only
+    *_pool_cases("1x7x7x2", (3, 3), (2, 2), "VALID"),
+    *_pool_cases("1x5x5x1", (2, 2), (2, 2), "SAME"),
 ]

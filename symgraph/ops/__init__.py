@@ -1,7 +1,17 @@
 """All registered ops; importing this package registers every entry and installs operators."""
 
-from symgraph.ops import elementwise, linalg, nn, operators, random, reduce, shape_ops, state
+from symgraph.ops import (
+    elementwise,
+    linalg,
+    nn,
+    numerics,
+    operators,
+    random,
+    reduce,
+    shape_ops,
+    state,
+)
 
 operators.install()
 
-__all__ = ["elementwise", "linalg", "nn", "random", "reduce", "shape_ops", "state"]
+__all__ = ["elementwise", "linalg", "nn", "numerics", "random", "reduce", "shape_ops", "state"]

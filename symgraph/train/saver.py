@@ -119,12 +119,15 @@ class Saver:
         }
         created: list[str] = []  # files this save made, removed again if it fails
         try:
-            for path, content in ((save_path + DATA_SUFFIX, data),
-                                  (save_path + META_SUFFIX, json.dumps(meta, indent=1).encode())):
-                existed = os.path.exists(path)
-                write_atomically(path, content)
-                if not existed:
-                    created.append(path)
+            if os.path.exists(save_path + META_SUFFIX):
+                _overwrite(save_path, data, meta)
+            else:  # data first: without its metadata a data file is not a checkpoint yet
+                for path, content in ((save_path + DATA_SUFFIX, data),
+                                      (save_path + META_SUFFIX, _json(meta))):
+                    existed = os.path.exists(path)
+                    write_atomically(path, content)
+                    if not existed:
+                        created.append(path)
             if write_state:
                 self._update_index(directory, base)
         except BaseException:
@@ -181,6 +184,31 @@ class Saver:
                       + "\n  ".join(problems))
         for name, var in self._vars.items():
             sess.load_variable(var, arrays[name])
+
+
+def _json(meta: dict) -> bytes:
+    return json.dumps(meta, indent=1).encode()
+
+
+def _overwrite(save_path: str, data: bytes, meta: dict) -> None:
+    """Replaces an existing checkpoint so that a crash at any moment leaves a whole one, old or
+    new: the data goes to a file of its own, the metadata switches to it (the commit), the usual
+    data file takes its content, the metadata switches back, and the staged file goes. A
+    failure part way leaves at most that staged file behind, never a broken checkpoint."""
+    staged = f"{save_path}.{meta['data_sha256'][:12]}{DATA_SUFFIX}"
+    write_atomically(staged, data)
+    write_atomically(save_path + META_SUFFIX,
+                     _json({**meta, "data_file": os.path.basename(staged)}))
+    linked = save_path + DATA_SUFFIX + ".link"
+    try:  # a second name for the same bytes, renamed into place: no second copy to write
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(linked)
+        os.link(staged, linked)
+        os.replace(linked, save_path + DATA_SUFFIX)
+    except OSError:  # a file system without hard links
+        write_atomically(save_path + DATA_SUFFIX, data)
+    write_atomically(save_path + META_SUFFIX, _json(meta))
+    os.remove(staged)
 
 
 def read_checkpoint(save_path: str) -> dict[str, np.ndarray]:
