@@ -91,7 +91,7 @@ def concrete_types(plan: Plan, feed_shapes: Sequence[tuple[int, ...] | None]
             inputs = [mapping[t.node.id] for t in node.inputs]
             try:
                 out = node.opdef.infer(inputs, node.attrs)
-            except (ValueError, TypeError):
+            except Exception:  # noqa: BLE001 - any refusal: the run itself will name the error
                 continue
         else:
             continue

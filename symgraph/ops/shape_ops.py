@@ -444,6 +444,10 @@ def _slice_infer(inputs: list, attrs: dict) -> TensorType:
     x, spec = inputs[0], attrs["spec"]
     if x.shape.rank is None:
         return TensorType(x.dtype, TensorShape(None))
+    consumed = sum(1 for item in spec if item[0] != "n")
+    if consumed != x.shape.rank:  # a spec made for unknown rank, checked against a known one
+        raise ValueError(f"the index uses {consumed} axes but {x.describe()} has "
+                         f"{x.shape.rank}")
     dims: list = []
     axis = 0
     for item in spec:
