@@ -157,3 +157,41 @@ def test_files_for_users_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     write_atomically(tmp_path / "f.txt", "x")
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_soak_20k_training_steps_hold_memory_plans_and_graph_steady():
+    from compiler import cache
+
+    g = sg.Graph()
+    rng = np.random.default_rng(0)
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 32], name="x")
+        y = sg.placeholder(sg.int64, [None], name="y")
+        h = sg.layers.dense(x, 64, activation=sg.nn.relu)
+        h = sg.layers.dense(h, 64, activation=sg.nn.relu)
+        logits = sg.layers.dense(h, 10)
+        loss = sg.reduce_mean(
+            sg.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        train = sg.train.AdamOptimizer(1e-3).minimize(loss)
+        init = sg.global_variables_initializer()
+    sess = sg.Session(graph=g)
+    sess.run(init)
+    batches = [{x: rng.random((16, 32), dtype=np.float32), y: rng.integers(0, 10, 16)}
+               for _ in range(8)]
+    samples = {}
+    for step in range(20_000):
+        sess.run([train, loss], batches[step % len(batches)])
+        if step == 2_000:
+            plans, kernels, nodes = len(sess._plans), len(cache._memo), len(g.nodes)
+        if step % 2_000 == 0:
+            samples[step] = _rss_bytes()
+    assert (len(sess._plans), len(cache._memo), len(g.nodes)) == (plans, kernels, nodes)
+    growth = max(samples.values()) - samples[2_000]
+    assert growth < 8 << 20, {k: v >> 20 for k, v in samples.items()}  # MiB per sample
