@@ -10,6 +10,7 @@ cache at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -88,5 +89,38 @@ def load_kernel(name: str, source: str) -> Any:
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
         fn = getattr(module, name)
+        _tolerate_corrupt_entries(fn, name)
         _memo[name] = fn
         return fn
+
+
+def _tolerate_corrupt_entries(fn: Any, name: str) -> None:
+    """Numba's own cache files beside a kernel (an index and the machine code, pickled by
+    Numba) may be truncated or corrupt (a full disk, a crash, a hand edit). Numba would raise
+    on the first call; instead such an entry counts as a miss: the kernel compiles again and
+    Numba's next save replaces the files."""
+    numba_cache = getattr(fn, "_cache", None)
+    if numba_cache is None or not hasattr(numba_cache, "load_overload"):
+        return
+    load, save = numba_cache.load_overload, numba_cache.save_overload
+
+    def load_overload(sig: Any, target_context: Any) -> Any:
+        try:
+            return load(sig, target_context)
+        except Exception as e:  # noqa: BLE001 - whatever a damaged file makes unpickling raise
+            debug(2, f"cache miss: {name} (Numba's cache entry is unreadable: "
+                     f"{type(e).__name__}): compiling again")
+            return None
+
+    def save_overload(sig: Any, data: Any) -> None:
+        try:
+            save(sig, data)
+        except Exception:  # noqa: BLE001 - the damaged index it merges into: start it afresh
+            index = getattr(getattr(numba_cache, "_cache_file", None), "_index_path", None)
+            if index is not None and os.path.exists(index):
+                os.remove(index)
+                with contextlib.suppress(Exception):
+                    save(sig, data)
+
+    numba_cache.load_overload = load_overload
+    numba_cache.save_overload = save_overload

@@ -195,3 +195,32 @@ def test_soak_20k_training_steps_hold_memory_plans_and_graph_steady():
     assert (len(sess._plans), len(cache._memo), len(g.nodes)) == (plans, kernels, nodes)
     growth = max(samples.values()) - samples[2_000]
     assert growth < 8 << 20, {k: v >> 20 for k, v in samples.items()}  # MiB per sample
+
+
+def _truncate(paths: list[Path], keep: int) -> None:
+    assert paths
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_damaged_kernel_cache_entries_are_recompiled_not_trusted(tmp_path):
+    env = dict(os.environ, SYMGRAPH_CACHE_DIR=str(tmp_path), PYTHONPATH=str(REPO),
+               SYMGRAPH_DEBUG="2")
+
+    def run() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", TWIN], env=env, cwd=REPO, text=True,
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, done.stderr
+
+    expected, _ = run()
+    pycache = list(tmp_path.glob("kernels-*/__pycache__"))
+    for damaged, keep in (("*.nbc", 100), ("*.nbi", 10)):
+        _truncate(list(pycache[0].glob(damaged)), keep)
+        out, err = run()
+        assert out == expected and "unreadable" in err, err
+        out, err = run()  # the entry was rewritten: a plain hit again
+        assert out == expected and "unreadable" not in err
+    _truncate(list(tmp_path.glob("kernels-*/fused_*.py")), 100)
+    out, err = run()
+    assert out == expected and "differs on disk" in err
