@@ -235,3 +235,39 @@ def test_nothing_but_the_restricted_mnist_reader_unpickles():
             if "import pickle" in text or "pickle.load" in text or "allow_pickle=True" in text:
                 users.add(path.relative_to(REPO))
     assert users == allowed
+
+
+def test_the_graph_can_grow_while_runs_are_in_flight():
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float64, [None], name="x")
+        y = sg.reduce_sum(sg.square(x) + 1.0)
+    sess = sg.Session(graph=g)
+    errors: list[BaseException] = []
+    results: list[float] = []
+
+    def run() -> None:
+        try:
+            for _ in range(100):
+                results.append(float(sess.run(y, {x: [1.0, 2.0]})))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def grow() -> None:
+        try:
+            with g.as_default():
+                z = x
+                for _ in range(300):
+                    z = sg.sin(z) * 0.5
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the growth warning is expected here
+        pool = [threading.Thread(target=run), threading.Thread(target=grow)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    assert not errors and results == [7.0] * 100
+    assert len(g.nodes) > 600
