@@ -437,11 +437,12 @@ def _index(key: tuple) -> tuple:
     return tuple(item[1] if item[0] == "i" else slice(*item[1:]) for item in key)
 
 
-def build(spec: Spec, rng: np.random.Generator, dtype: sg.DType) -> tuple[list, dict, list]:
+def build(spec: Spec, rng: np.random.Generator, dtype: sg.DType,
+          cast_through: sg.DType | None = None) -> tuple[list, dict, list]:
     """The spec's graph in the default graph, computed in `dtype` (the spec's own, or float64
     throughout for the exact values): the fetched tensors, the feeds, and the placeholders (the
     gradients are taken with respect to them). Values are drawn in the spec's dtype."""
-    other = sg.float32 if spec.dtype == "float64" else sg.float64  # the exact graph: no casts
+    other = cast_through or (sg.float32 if spec.dtype == "float64" else sg.float64)
     values: list[sg.Tensor] = []
     feeds: dict = {}
     for node in spec.nodes:
@@ -540,6 +541,42 @@ def check_spec(spec: Spec) -> None:
             f"cpu {g[bad][:5]}, reference {w[bad][:5]}, exact {e[bad][:5]}")
 
 
+def check_gradients_numerically(spec: Spec, probes: int = 3, h: float = 1e-6) -> None:
+    """The symbolic gradient of the loss (reference device, float64 throughout) matches central
+    differences at a few elements of each placeholder: the gradient graphs of random
+    compositions are right, not only equal on both devices."""
+    shapes = shapes_of(spec)
+    rng = np.random.default_rng(spec.seed)
+    with sg.Graph().as_default() as graph:
+        fetched, feeds, xs = build(spec, rng, sg.float64, cast_through=sg.float64)
+        if not xs:
+            return
+        outputs = [len(shapes) - 1] + ([] if spec.extra is None else [spec.extra])
+        weights = [sg.constant(rng.standard_normal(shapes[i].fed), dtype=sg.float64)
+                   for i in outputs]
+        loss = sg.add_n([sg.reduce_sum(t * w) for t, w in zip(fetched, weights)])
+        grads = sg.gradients(loss, xs)
+        sess = sg.Session(graph=graph, device="reference")
+        symbolic = sess.run([g if g is not None else loss for g in grads], feeds)
+        for x, g, sym in zip(xs, grads, symbolic):
+            base = feeds[x]
+            if base.size == 0:
+                continue
+            for flat in rng.choice(base.size, size=min(probes, base.size), replace=False):
+                index = np.unravel_index(flat, base.shape)
+                values = []
+                for step in (h, -h):
+                    moved = base.copy()
+                    moved[index] += step
+                    values.append(float(sess.run(loss, {**feeds, x: moved})))
+                numeric = (values[0] - values[1]) / (2 * h)
+                analytic = 0.0 if g is None else float(sym[index])
+                scale = max(1.0, abs(numeric), abs(analytic))
+                assert abs(numeric - analytic) <= 1e-5 * scale, (
+                    f"d loss / d {x.name}{list(index)}: symbolic {analytic}, central "
+                    f"differences {numeric}")
+
+
 @settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(specs())
@@ -549,6 +586,7 @@ def check_spec(spec: Spec) -> None:
                              ("transpose", 0, (1, 0)), ("unary", "abs", 2)), extra=1))
 def test_random_graphs_match_reference(spec: Spec) -> None:
     check_spec(spec)
+    check_gradients_numerically(spec)
 
 
 @pytest.mark.slow
@@ -557,6 +595,7 @@ def test_random_graphs_match_reference(spec: Spec) -> None:
 @given(specs())
 def test_many_random_graphs_match_reference(spec: Spec) -> None:
     check_spec(spec)
+    check_gradients_numerically(spec)
 
 
 def test_every_kind_of_node() -> None:
