@@ -1,0 +1,354 @@
+"""CPU kernels for convolution and pooling (NHWC values, HWIO filters), forward and backward.
+
+Each conv2d / pooling node of a cpu plan becomes one Kernel step (the shape the executor runs;
+see codegen_cpu.Kernel). Convolutions are im2col + GEMM: the Numba loop in
+codegen_cpu_nn_kernels lays the input's patches out as rows, NumPy's matmul (BLAS) multiplies
+them by the filters, and col2im sums the patch gradients back for the input gradient; a 1x1
+filter at stride 1 needs neither. Even with one input channel (W3's first layer, K = 9) this
+beat a direct loop (1.7 ms against 2.5 ms for 64x28x28x1 -> 32, one core). Pooling is a direct
+loop. The GEMM is NumPy's (numba's np.dot would need SciPy, which symgraph does not require).
+
+Threads: one budget, the cores this process may use. BLAS runs its own threads (set by
+OPENBLAS_NUM_THREADS). The loops here run on Numba's threads (`prange` over images or output
+rows) only for work big enough to pay (PARALLEL_MIN): they are memory-bound, and at W3's sizes
+(0.5-4M elements) two threads saved 0.1-0.3 ms a loop, under 1 ms of a ~40 ms step, while
+compiling the parallel loops cost ~1 s of the cold first step. A plan's steps run one after
+another, so a parallel loop and a BLAS call never run at the same time and each may use the
+whole budget. (Splitting W3's GEMMs over two Python threads with one-threaded BLAS made them 2x
+slower on the busy 2-core machine: not done.) Numba's threading layer is OpenMP (`omp`): the
+`workqueue` layer aborts the process when two Python threads (two sessions) launch parallel
+loops at once. OMP_WAIT_POLICY=PASSIVE (unless the user set it) goes into the environment
+before libgomp loads: its threads then sleep after a loop instead of spinning, which on a busy
+2-core machine stole the cores from BLAS and made runs 3-13x slower (NUMBA_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from compiler import cache
+from compiler.codegen_cpu import Kernel
+from symgraph.files import write_atomically
+from symgraph.graph import Node
+from symgraph.ops.nn import conv_output_size
+
+SOURCE = Path(__file__).with_name("codegen_cpu_nn_kernels.py")
+DTYPES = ("float32", "float64")
+# Elements a loop must touch before it runs on threads (8M: 32 MB of float32): memory-bound
+# loops gained nothing measurable from two threads at 1-4M elements (see the module docstring).
+PARALLEL_MIN = 1 << 23
+
+_modules: dict[bool, ModuleType] = {}
+_lock = threading.Lock()
+_threads: int | None = None  # the thread budget, found on first use
+
+
+def _load(parallel: bool) -> ModuleType:
+    """The loops, serial or parallel, from a copy of SOURCE in the kernel cache (compiled by
+    Numba on first call per dtype, then taken from the cache beside the copy)."""
+    with _lock:
+        if parallel in _modules:
+            return _modules[parallel]
+        text = SOURCE.read_text()
+        if parallel:
+            text = text.replace("\nPARALLEL = False", "\nPARALLEL = True", 1)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        name = f"nn_{'parallel' if parallel else 'serial'}_{digest}"
+        directory = cache.cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.py"
+        if not (path.exists() and path.read_text() == text):
+            cache.debug(2, f"cache miss: {name}: {path}")
+            write_atomically(path, text)
+        # a top-level module name: Numba's cache re-imports the module by it
+        module_name = f"symgraph_kernel_{name}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        _modules[parallel] = module
+        return module
+
+
+def thread_budget() -> int:
+    """Threads a parallel loop may use: the cores this process may run on (at most
+    NUMBA_NUM_THREADS), or 1 where OpenMP is missing. Sets Numba's threading up on first call,
+    before any parallel launch (see the module docstring)."""
+    global _threads
+    with _lock:
+        if _threads is not None:
+            return _threads
+        import numba
+
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when libgomp loads, below
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba.config.THREADING_LAYER = "omp"
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+        _threads = max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
+        if _threads > 1 and numba.config.THREADING_LAYER == "omp":
+            try:
+                import numba.np.ufunc.omppool  # noqa: F401  (needs libgomp)
+            except ImportError:
+                _threads = 1
+        return _threads
+
+
+def loops(size: int) -> ModuleType:
+    """The serial loops, or the parallel ones on the whole thread budget for big work."""
+    if size >= PARALLEL_MIN and thread_budget() > 1:
+        import numba
+
+        module = _load(True)
+        numba.set_num_threads(_threads)  # per calling thread: a session's thread may be new
+        return module
+    return _load(False)
+
+
+# ---- geometry --------------------------------------------------------------------------------
+
+
+def _window(h: int, w: int, kh: int, kw: int, strides: Sequence[int],
+            dilations: Sequence[int], padding: str) -> tuple[int, int, int, int]:
+    """(oh, ow, top, left): output size and padding before the input, by TF's rules."""
+    oh, (top, _) = conv_output_size(h, kh, strides[0], dilations[0], padding)
+    ow, (left, _) = conv_output_size(w, kw, strides[1], dilations[1], padding)
+    return oh, ow, top, left
+
+
+def _input(a: Any, dtype: np.dtype) -> np.ndarray:
+    """A value as the loops read it: C-contiguous, of the node's dtype, and read-only. Kernel
+    outputs come read-only (runtime/executor.py), other values writable; Numba compiles one
+    version per combination, so every input is made a read-only view (no copy): one version."""
+    a = np.ascontiguousarray(a, dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
+def _need(ok: bool, what: str) -> None:
+    """Run-time shapes the loops cannot take: ValueError makes the executor run the node by its
+    reference function, which raises the error that names the user's op. (The loops do not
+    check bounds: nothing reaches them unchecked.)"""
+    if not ok:
+        raise ValueError(what)
+
+
+# ---- convolution: im2col + GEMM ------------------------------------------------------------------
+
+
+class _Conv:
+    """One convolution geometry (static attrs) and its run-time im2col / col2im."""
+
+    def __init__(self, attrs: dict, dtype: np.dtype) -> None:
+        self.strides = tuple(attrs["strides"])
+        self.dilations = tuple(attrs["dilations"])
+        self.padding = attrs["padding"]
+        self.dtype = dtype
+
+    def geometry(self, x_shape: tuple, w_shape: tuple) -> tuple[int, int, int, int]:
+        _need(len(x_shape) == 4 and len(w_shape) == 4 and x_shape[3] == w_shape[2],
+              "input channels differ from the filters'")
+        return _window(x_shape[1], x_shape[2], w_shape[0], w_shape[1], self.strides,
+                       self.dilations, self.padding)
+
+    def pointwise(self, w_shape: tuple) -> bool:
+        """A 1x1 filter at stride 1: the patches are the input itself (no copy)."""
+        return w_shape[0] == w_shape[1] == 1 and self.strides == (1, 1)
+
+    def im2col(self, x: np.ndarray, w_shape: tuple, geometry: tuple) -> np.ndarray:
+        """(N oh ow, kh kw C) patches of x, tap-major like w.reshape(kh kw C, O)."""
+        n, c = x.shape[0], x.shape[3]
+        kh, kw = w_shape[:2]
+        if self.pointwise(w_shape):
+            return x.reshape(-1, c)
+        oh, ow, top, left = geometry
+        cols = np.empty((n * oh * ow, kh * kw * c), self.dtype)
+        loops(cols.size).im2col(x, kh, kw, *self.strides, *self.dilations, top, left, oh, ow,
+                                cols)
+        return cols
+
+    def col2im(self, dcols: np.ndarray, x_shape: tuple, w_shape: tuple,
+               geometry: tuple) -> np.ndarray:
+        """The adjoint of im2col: patch gradients summed back onto the input's positions."""
+        if self.pointwise(w_shape):
+            return dcols.reshape(x_shape)
+        oh, ow, top, left = geometry
+        dx = np.empty(x_shape, self.dtype)
+        loops(dcols.size).col2im(_input(dcols, self.dtype), w_shape[0], w_shape[1],
+                                 *self.strides, *self.dilations, top, left, oh, ow, dx)
+        return dx
+
+
+def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    conv = _Conv(attrs, dtype)
+
+    def conv2d(x: np.ndarray, w: np.ndarray) -> tuple:
+        # y[n, i, j, o] = sum over (a, b, c) of patch(x)[n, i, j, (a, b, c)] w[a, b, c, o]
+        x, w = _input(x, dtype), _input(w, dtype)
+        geometry = conv.geometry(x.shape, w.shape)
+        o = w.shape[3]
+        y = np.empty((x.shape[0], geometry[0], geometry[1], o), dtype)
+        np.matmul(conv.im2col(x, w.shape, geometry), w.reshape(-1, o), out=y.reshape(-1, o))
+        return (y,)
+
+    return conv2d
+
+
+def _conv2d_input_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    conv = _Conv(attrs, dtype)
+
+    def conv2d_input_grad(g: np.ndarray, w: np.ndarray, like: np.ndarray) -> tuple:
+        # dx = col2im(g @ w^T): each output's gradient flows back through the taps that made it
+        g, w = _input(g, dtype), _input(w, dtype)
+        geometry = conv.geometry(like.shape, w.shape)
+        o = w.shape[3]
+        _need(g.shape == (like.shape[0], geometry[0], geometry[1], o), "gradient shape")
+        dcols = np.matmul(g.reshape(-1, o), w.reshape(-1, o).T)
+        return (conv.col2im(dcols, like.shape, w.shape, geometry),)
+
+    return conv2d_input_grad
+
+
+def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    conv = _Conv(attrs, dtype)
+
+    def conv2d_filter_grad(x: np.ndarray, g: np.ndarray, like: np.ndarray) -> tuple:
+        # dw[a, b, c, o] = sum over rows (n, i, j) of patch(x)[row, (a, b, c)] g[row, o]
+        x, g = _input(x, dtype), _input(g, dtype)
+        geometry = conv.geometry(x.shape, like.shape)
+        o = like.shape[3]
+        _need(g.shape == (x.shape[0], geometry[0], geometry[1], o), "gradient shape")
+        cols = conv.im2col(x, like.shape, geometry)
+        return (np.matmul(cols.T, g.reshape(-1, o)).reshape(like.shape),)
+
+    return conv2d_filter_grad
+
+
+# ---- pooling: direct loops -----------------------------------------------------------------------
+
+
+class _Pool:
+    """One pooling geometry (static attrs): window, strides, padding."""
+
+    def __init__(self, attrs: dict, dtype: np.dtype) -> None:
+        self.ksize = tuple(attrs["ksize"])
+        self.strides = tuple(attrs["strides"])
+        self.padding = attrs["padding"]
+        self.dtype = dtype
+        self.neg_inf = dtype.type(-np.inf)  # max pooling's padding, typed: float32 stays float32
+
+    def args(self, x_shape: tuple) -> tuple:
+        """(output shape, loop arguments kh, kw, sh, sw, top, left) for an input shape."""
+        _need(len(x_shape) == 4, "pooling needs NHWC")
+        oh, ow, top, left = _window(x_shape[1], x_shape[2], *self.ksize, self.strides, (1, 1),
+                                    self.padding)
+        return (x_shape[0], oh, ow, x_shape[3]), (*self.ksize, *self.strides, top, left)
+
+
+def _max_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    pool = _Pool(attrs, dtype)
+
+    def max_pool2d(x: np.ndarray) -> tuple:
+        x = _input(x, dtype)
+        shape, args = pool.args(x.shape)
+        y = np.empty(shape, dtype)
+        loops(x.size).max_pool(x, *args, pool.neg_inf, y)
+        return (y,)
+
+    return max_pool2d
+
+
+def _max_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    pool = _Pool(attrs, dtype)
+
+    def max_pool2d_grad(x: np.ndarray, g: np.ndarray) -> tuple:
+        x, g = _input(x, dtype), _input(g, dtype)
+        shape, args = pool.args(x.shape)
+        _need(g.shape == shape, "gradient shape")
+        dx = np.empty(x.shape, dtype)
+        loops(x.size).max_pool_grad(x, g, *args, pool.neg_inf, dx)
+        return (dx,)
+
+    return max_pool2d_grad
+
+
+def _max_pool2d_gather(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    pool = _Pool(attrs, dtype)
+
+    def max_pool2d_gather(x: np.ndarray, h: np.ndarray) -> tuple:
+        x, h = _input(x, dtype), _input(h, dtype)
+        shape, args = pool.args(x.shape)
+        _need(h.shape == x.shape, "gathered values' shape")
+        y = np.empty(shape, dtype)
+        loops(x.size).max_pool_gather(x, h, *args, pool.neg_inf, y)
+        return (y,)
+
+    return max_pool2d_gather
+
+
+def _avg_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    pool = _Pool(attrs, dtype)
+
+    def avg_pool2d(x: np.ndarray) -> tuple:
+        x = _input(x, dtype)
+        shape, args = pool.args(x.shape)
+        y = np.empty(shape, dtype)
+        loops(x.size).avg_pool(x, *args, y)
+        return (y,)
+
+    return avg_pool2d
+
+
+def _avg_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
+    pool = _Pool(attrs, dtype)
+
+    def avg_pool2d_grad(g: np.ndarray, like: np.ndarray) -> tuple:
+        g = _input(g, dtype)
+        shape, args = pool.args(like.shape)
+        _need(g.shape == shape, "gradient shape")
+        dx = np.empty(like.shape, dtype)
+        loops(dx.size).avg_pool_grad(g, *args, dx)
+        return (dx,)
+
+    return avg_pool2d_grad
+
+
+# op name -> (static attrs, dtype) -> fn(*input values) -> (output,)
+BUILDERS: dict[str, Callable[[dict, np.dtype], Callable[..., tuple]]] = {
+    "conv2d": _conv2d,
+    "conv2d_input_grad": _conv2d_input_grad,
+    "conv2d_filter_grad": _conv2d_filter_grad,
+    "max_pool2d": _max_pool2d,
+    "max_pool2d_grad": _max_pool2d_grad,
+    "max_pool2d_gather": _max_pool2d_gather,
+    "avg_pool2d": _avg_pool2d,
+    "avg_pool2d_grad": _avg_pool2d_grad,
+}
+
+
+def compile_node(node: Node) -> Kernel | None:
+    """A Kernel computing a convolution or pooling node with the loops above, or None for other
+    ops and dtypes (float16: the node keeps its reference function)."""
+    build = BUILDERS.get(node.opdef.name)
+    if build is None or node.dtype.np.name not in DTYPES or \
+            any(t.dtype != node.dtype for t in node.inputs):
+        return None
+    attrs = {k: v for k, v in node.attrs.items()}
+    key = repr((node.opdef.name, node.dtype.np.name, sorted(attrs.items())))
+    name = f"{node.opdef.name}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    fn: Any = build(attrs, np.dtype(node.dtype.np))
+    return Kernel(name, fn, tuple(t.node.id for t in node.inputs), (node.id,), (node,))

@@ -1,0 +1,196 @@
+"""Numba loops for convolution and pooling on the cpu target: NHWC values, HWIO filters.
+
+This file is the source of the loops, never imported under its own name: codegen_cpu_nn copies
+it into the kernel cache ($SYMGRAPH_CACHE_DIR, under a name with its content hash) and imports
+the copy, so Numba's compiled code lands beside it, keyed by this text. It is copied twice: as
+written (serial) and with PARALLEL = True, where the outer `prange` loops run on Numba's threads.
+Every parallel loop writes only its own rows of the output (no `+=` across iterations).
+
+Geometry (output sizes, padding before the input) comes from the caller as arguments, so one
+compiled function serves every stride, dilation and padding; output buffers come from the
+caller too. Average pooling sums in float64; col2im's sums of a few taps stay in the value's
+dtype, as the reference's do. Typed constants (-inf of the dtype) are passed in, so float32
+loops stay float32.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+PARALLEL = False  # the loader's parallel copy says True
+FLAGS = {"cache": True, "nogil": True, "parallel": PARALLEL, "error_model": "numpy",
+         "fastmath": {"contract", "arcp", "nsz", "reassoc"}}  # no nnan: NaN checks stay
+HELPER = {**FLAGS, "parallel": False}  # called inside the loops: nothing to spread
+
+
+@njit(**FLAGS)
+def im2col(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, cols):
+    """cols[(n oh + i) ow + j, (a kw + b) C + c] = x[n, i sh + a dh - top, j sw + b dw - left, c],
+    0 where that is padding: conv2d(x, w) = cols @ w.reshape(kh kw C, O)."""
+    nb, h, w, c = x.shape
+    for p in prange(nb * oh):
+        n = p // oh
+        i = p % oh
+        for j in range(ow):
+            row = p * ow + j
+            for a in range(kh):
+                r = i * sh + a * dh - top
+                for b in range(kw):
+                    s = j * sw + b * dw - left
+                    base = (a * kw + b) * c
+                    if r >= 0 and r < h and s >= 0 and s < w:
+                        for k in range(c):
+                            cols[row, base + k] = x[n, r, s, k]
+                    else:
+                        for k in range(c):
+                            cols[row, base + k] = 0
+
+
+@njit(**FLAGS)
+def col2im(dcols, kh, kw, sh, sw, dh, dw, top, left, oh, ow, dx):
+    """The adjoint of im2col: dx[n, r, s, c] = sum of dcols over the (row, tap) pairs that read
+    x[n, r, s, c]. One image per iteration: its sums never meet another's."""
+    nb, h, w, c = dx.shape
+    for n in prange(nb):
+        dx[n] = 0
+        for i in range(oh):
+            for j in range(ow):
+                row = (n * oh + i) * ow + j
+                for a in range(kh):
+                    r = i * sh + a * dh - top
+                    if r < 0 or r >= h:
+                        continue
+                    for b in range(kw):
+                        s = j * sw + b * dw - left
+                        if s < 0 or s >= w:
+                            continue
+                        base = (a * kw + b) * c
+                        for k in range(c):
+                            dx[n, r, s, k] += dcols[row, base + k]
+
+
+@njit(**HELPER)
+def _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, m, best):
+    """m[c], best[c] = the maximum of x's window (i, j) and its first tap in row-major window
+    order, like np.argmax over the taps with -inf padding (a NaN wins at its first tap)."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    for t in range(kh * kw):
+        r = i * sh + t // kw - top
+        s = j * sw + t % kw - left
+        inside = r >= 0 and r < h and s >= 0 and s < w
+        if t == 0:
+            for k in range(c):
+                m[k] = x[n, r, s, k] if inside else neg_inf
+                best[k] = 0
+        elif inside:
+            for k in range(c):
+                v = x[n, r, s, k]
+                mk = m[k]
+                if v > mk or (v != v and mk == mk):
+                    m[k] = v
+                    best[k] = t
+
+
+@njit(**FLAGS)
+def max_pool(x, kh, kw, sh, sw, top, left, neg_inf, y):
+    """y[n, i, j, c] = the maximum of x over window (i, j); padding is -inf and never wins."""
+    nb, c = x.shape[0], x.shape[3]
+    oh, ow = y.shape[1], y.shape[2]
+    for p in prange(nb * oh):
+        n = p // oh
+        i = p % oh
+        best = np.empty(c, np.int64)
+        for j in range(ow):
+            _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, y[n, i, j], best)
+
+
+@njit(**FLAGS)
+def max_pool_grad(x, g, kh, kw, sh, sw, top, left, neg_inf, dx):
+    """dx[n, r, s, c] = sum of g[n, i, j, c] over the windows whose first maximum is (r, s).
+    Windows may overlap: one image per iteration."""
+    nb, c = x.shape[0], x.shape[3]
+    h, w = x.shape[1], x.shape[2]
+    oh, ow = g.shape[1], g.shape[2]
+    for n in prange(nb):
+        m = np.empty(c, x.dtype)
+        best = np.empty(c, np.int64)
+        dx[n] = 0
+        for i in range(oh):
+            for j in range(ow):
+                _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, m, best)
+                for t in range(kh * kw):  # tap by tap: a masked add over channels vectorizes
+                    r = i * sh + t // kw - top
+                    s = j * sw + t % kw - left
+                    if r >= 0 and r < h and s >= 0 and s < w:  # a padded winner's share is lost
+                        for k in range(c):
+                            if best[k] == t:
+                                dx[n, r, s, k] += g[n, i, j, k]
+
+
+@njit(**FLAGS)
+def max_pool_gather(x, hv, kh, kw, sh, sw, top, left, neg_inf, y):
+    """y[n, i, j, c] = hv at the first maximum of x's window (i, j); 0 where that is padding."""
+    nb, c = x.shape[0], x.shape[3]
+    h, w = x.shape[1], x.shape[2]
+    oh, ow = y.shape[1], y.shape[2]
+    for p in prange(nb * oh):
+        n = p // oh
+        i = p % oh
+        m = np.empty(c, x.dtype)
+        best = np.empty(c, np.int64)
+        for j in range(ow):
+            _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, m, best)
+            out = y[n, i, j]
+            out[:] = 0  # where the winner is padding
+            for t in range(kh * kw):
+                r = i * sh + t // kw - top
+                s = j * sw + t % kw - left
+                if r >= 0 and r < h and s >= 0 and s < w:
+                    for k in range(c):
+                        if best[k] == t:
+                            out[k] = hv[n, r, s, k]
+
+
+@njit(**FLAGS)
+def avg_pool(x, kh, kw, sh, sw, top, left, y):
+    """y[n, i, j, c] = the mean of the real (unpadded) elements of window (i, j), summed in
+    float64 and divided by their count, as TF does."""
+    nb, h, w, c = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    for p in prange(nb * oh):
+        n = p // oh
+        i = p % oh
+        acc = np.empty(c, np.float64)
+        r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
+        for j in range(ow):
+            s0, s1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
+            acc[:] = 0
+            for r in range(r0, r1):
+                for s in range(s0, s1):
+                    for k in range(c):
+                        acc[k] += x[n, r, s, k]
+            count = (r1 - r0) * (s1 - s0)
+            for k in range(c):
+                y[n, i, j, k] = acc[k] / count
+
+
+@njit(**FLAGS)
+def avg_pool_grad(g, kh, kw, sh, sw, top, left, dx):
+    """The adjoint of avg_pool: each g[n, i, j, c] / count goes to every real element of its
+    window (the share rounded to the dtype first, as the reference does). One image per
+    iteration: overlapping windows meet only within it."""
+    nb, h, w, c = dx.shape
+    oh, ow = g.shape[1], g.shape[2]
+    for n in prange(nb):
+        share = np.empty(c, dx.dtype)
+        dx[n] = 0
+        for i in range(oh):
+            r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
+            for j in range(ow):
+                s0, s1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
+                count = (r1 - r0) * (s1 - s0)
+                for k in range(c):
+                    share[k] = g[n, i, j, k] / count
+                for r in range(r0, r1):
+                    for s in range(s0, s1):
+                        for k in range(c):
+                            dx[n, r, s, k] += share[k]
