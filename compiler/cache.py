@@ -22,6 +22,9 @@ from typing import Any
 from symgraph.files import write_atomically
 
 _memo: dict[str, Any] = {}
+# the sources whose change invalidates every cached kernel (read as files: no import, no numba)
+CODEGEN_SOURCES = ("cache.py", "codegen_cpu_scalars.py", "codegen_cpu.py", "kernel_ir.py",
+                   "codegen_cuda.py", "codegen_cuda_scalars.py")
 _lock = threading.Lock()
 
 
@@ -43,11 +46,10 @@ def _tag() -> str:
     from importlib.metadata import version
 
     import symgraph
-    from compiler import cache, codegen_cpu, codegen_cpu_scalars
-
     h = hashlib.sha256()
-    for module in (cache, codegen_cpu_scalars, codegen_cpu):
-        h.update(Path(module.__file__).read_bytes())
+    here = Path(__file__).parent
+    for module in CODEGEN_SOURCES:
+        h.update((here / module).read_bytes())
     return f"{symgraph.__version__}-numba{version('numba')}-{h.hexdigest()[:12]}"
 
 
@@ -65,6 +67,12 @@ def kernel_name(members: int, source_template: str) -> str:
 
 def load_kernel(name: str, source: str) -> Any:
     """The jitted function `name` defined by `source`, from memory, disk, or a fresh compile."""
+    return getattr(load_module(name, source), name)
+
+
+def load_module(name: str, source: str) -> Any:
+    """The module `name` (a kernel source, maybe of several functions), from memory, disk, or
+    a fresh import that compiles its functions (or takes them from Numba's cache)."""
     with _lock:
         if name in _memo:
             debug(2, f"cache hit: {name} (in memory)")
@@ -88,10 +96,11 @@ def load_kernel(name: str, source: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
-        fn = getattr(module, name)
-        _tolerate_corrupt_entries(fn, name)
-        _memo[name] = fn
-        return fn
+        for attr in dir(module):  # the kernel and, for cuda, its reduction and finish kernels
+            if attr.startswith(name):
+                _tolerate_corrupt_entries(getattr(module, attr), attr)
+        _memo[name] = module
+        return module
 
 
 def _tolerate_corrupt_entries(fn: Any, name: str) -> None:

@@ -1,5 +1,5 @@
-"""CPU code generation: a fused group rendered from the registry's templates to a Python source
-file with one Numba-jitted loop nest, loaded through the on-disk cache.
+"""CPU code generation: a fused group, lowered to the kernel IR (compiler.kernel_ir), rendered to
+a Python source file with one Numba-jitted loop nest, loaded through the on-disk cache.
 
 The source is built only from templates, dtypes, ranks and generated identifiers: no user name or
 string ever enters it. Numeric literals become typed constants (np.float32(0.5), not 0.5) so that
@@ -10,14 +10,13 @@ accumulate in float64.
 from __future__ import annotations
 
 import ast
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from compiler import cache
-from compiler.fusion import Group, is_reduction, is_same_shape
-from symgraph.dtypes import DType, float64
+from compiler import cache, kernel_ir
+from compiler.fusion import Group
+from compiler.kernel_ir import Compute, KernelIR, PartialCheck, Reduce, SameShapeCheck, Store
 from symgraph.graph import Node
 
 HEADER = '''\
@@ -51,208 +50,114 @@ class Kernel:
 FLOAT32_MATH = {"exp": "exp_f32", "log": "log_f32", "tanh": "tanh_f32"}
 
 
-class _TypedConstants(ast.NodeTransformer):
-    """Replaces numeric literals with module-level constants of one dtype, and, in float32,
-    math.exp/log/tanh with their vectorizable float32 versions."""
-
-    def __init__(self, dtype: DType, table: dict[tuple[str, str], str]) -> None:
-        self.dtype = dtype
-        self.table = table
+class _Float32Math(ast.NodeTransformer):
+    """math.exp/log/tanh -> their vectorizable float32 versions."""
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         f = node.func
-        if (self.dtype.np.name == "float32" and isinstance(f, ast.Attribute)
-                and isinstance(f.value, ast.Name) and f.value.id == "math"
-                and f.attr in FLOAT32_MATH):
+        if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id == "math" and f.attr in FLOAT32_MATH):
             node.func = ast.copy_location(ast.Name(id=FLOAT32_MATH[f.attr], ctx=ast.Load()), f)
         return node
 
-    def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            return node
-        return ast.copy_location(ast.Name(id=constant(self.table, self.dtype, node.value),
-                                          ctx=ast.Load()), node)
+
+def _expr(statement: Compute) -> str:
+    if statement.math_dtype != "float32":
+        return statement.expr
+    return ast.unparse(_Float32Math().visit(ast.parse(statement.expr, mode="eval")))
 
 
-def constant(table: dict[tuple[str, str], str], dtype: DType, value: float) -> str:
-    """The name of a module-level constant holding `value` as `dtype`."""
-    v = float(value)
-    literal = repr(v) if math.isfinite(v) else ("math.nan" if v != v else
-                                                ("math.inf" if v > 0 else "-math.inf"))
-    return table.setdefault((dtype.np.name, literal), f"K{len(table)}")
+def _scalar_type(dtype_name: str) -> str:
+    return "np.bool_" if dtype_name == "bool" else f"np.{dtype_name}"
 
 
-def _scalar_type(dtype: DType) -> str:
-    return "np.bool_" if dtype.is_bool else f"np.{dtype.np.name}"
-
-
-def _literal_dtype(node: Node) -> DType:
-    """The dtype a template's numbers take: the node's own, or its inputs' for comparisons."""
-    if node.dtype.is_floating:
-        return node.dtype
-    floats = [t.dtype for t in node.inputs if t.dtype.is_floating]
-    return floats[0] if floats else node.dtype
-
-
-def _render(template: str, operands: list[str], attrs: dict, dtype: DType,
-            constants: dict) -> str:
-    if "{*}" in template:
-        template = template.replace("{*}", " + ".join(f"{{{i}}}" for i in range(len(operands))))
-    scalars = {k: repr(v) for k, v in attrs.items() if isinstance(v, (int, float, bool))}
-    text = template.format(*operands, **scalars)
-    return ast.unparse(_TypedConstants(dtype, constants).visit(ast.parse(text, mode="eval")))
-
-
-class _Writer:
-    """Collects the lines of one kernel: setup before the loops, the loop body, and the end."""
-
-    def __init__(self, group: Group, inputs: Sequence[Node]) -> None:
-        self.group = group
-        self.rank = group.shape.rank
-        self.inputs = inputs
-        self.slot = {n.id: k for k, n in enumerate(inputs)}
-        self.constants: dict[tuple[str, str], str] = {}
-        self.setup: list[str] = []
-        self.body: list[str] = []
-        self.end: list[str] = []
-        self.idx = [f"i{d}" for d in range(self.rank)]
-        # for each loop dimension, the (input, input axis) pairs that have it
-        self.dims: dict[int, list[tuple[int, int]]] = {d: [] for d in range(self.rank)}
-        for k, n in enumerate(inputs):
-            r = n.shape.rank
-            for j in range(r):
-                self.dims[self.rank - r + j].append((k, j))
-
-    def sizes(self) -> None:
-        """n<d> = the broadcast of every input's size on loop dimension d, checked as NumPy."""
-        for d in range(self.rank):
-            self.setup.append(f"n{d} = 1")
-            for k, j in self.dims[d]:
-                self.setup.append(f"n{d} = bdim_(n{d}, a{k}.shape[{j}])")
-
-    def check_full_shape(self, node: Node, closure: dict[int, set[int]]) -> None:
-        """A member that reads only some inputs must still span the loop at run time (a None
-        dim of one input could be 1 where another's is not); the kernel refuses it otherwise."""
-        for d in range(self.rank):
-            if self.group.shape[d] is not None:
-                continue
-            own = [(k, j) for k, j in self.dims[d] if k in closure[node.id]]
-            if len(own) == len(self.dims[d]):
-                continue
-            self.setup.append("t = 1")
-            self.setup += [f"t = bdim_(t, a{k}.shape[{j}])" for k, j in own]
-            self.setup.append(f"if t != n{d}:\n        raise ValueError('partial shape')")
-
-    def check_same_shape(self, node: Node) -> None:
-        """For a member fused only because its static shapes agree: each input's run-time
-        shape must be the whole loop (no broadcasting), or the kernel refuses."""
-        for t in node.inputs:
-            k = self.slot.get(t.node.id)
-            if k is None:
-                continue  # a member: it spans the loop, checked where it is an output or not
-            for j in range(self.rank):
-                self.setup.append(f"if a{k}.shape[{j}] != n{j}:\n        "
-                                  "raise ValueError('shapes differ')")
-
-    def load(self, k: int) -> None:
-        """x<k> = input k at the loop position, with index 0 on its broadcast dimensions."""
-        n = self.inputs[k]
-        r = n.shape.rank
-        if r == 0:
-            self.body.append(f"x{k} = a{k}[()]")
-            return
+def render_ir(ir: KernelIR) -> str:
+    """The kernel's source for `ir`, with NAME standing for its function name."""
+    rank = ir.rank
+    idx = [f"i{d}" for d in range(rank)]
+    setup: list[str] = []
+    body: list[str] = []
+    end: list[str] = []
+    # n<d> = the broadcast of every input's size on loop dimension d, checked as NumPy
+    for d in range(rank):
+        setup.append(f"n{d} = 1")
+        setup += [f"n{d} = bdim_(n{d}, a{k}.shape[{j}])" for k, j in ir.dims[d]]
+    for check in ir.checks:
+        if isinstance(check, PartialCheck):
+            setup.append("t = 1")
+            setup += [f"t = bdim_(t, a{k}.shape[{j}])" for k, j in check.pairs]
+            setup.append(f"if t != n{check.dim}:\n        raise ValueError('partial shape')")
+        elif isinstance(check, SameShapeCheck):
+            setup += [f"if a{check.slot}.shape[{j}] != n{j}:\n        "
+                      "raise ValueError('shapes differ')" for j in range(rank)]
+    for inp in ir.loads:
+        k = inp.slot
+        if inp.rank == 0:
+            body.append(f"x{k} = a{k}[()]")
+            continue
         parts = []
-        for j in range(r):
-            d = self.rank - r + j
-            static = n.shape[j]
-            if static == 1:
+        for j, axis in enumerate(inp.axes):
+            if axis.kind == "zero":
                 parts.append("0")
-            elif static is not None and static == self.group.shape[d]:
-                parts.append(self.idx[d])
+            elif axis.kind == "loop":
+                parts.append(idx[axis.dim])
             else:
-                self.setup.append(f"s{k}_{j} = 0 if a{k}.shape[{j}] == 1 else 1")
-                parts.append(f"{self.idx[d]} * s{k}_{j}")
-        self.body.append(f"x{k} = a{k}[{', '.join(parts)}]")
+                setup.append(f"s{k}_{j} = 0 if a{k}.shape[{j}] == 1 else 1")
+                parts.append(f"{idx[axis.dim]} * s{k}_{j}")
+        body.append(f"x{k} = a{k}[{', '.join(parts)}]")
 
-    def reduction(self, q: int, node: Node, value: str) -> None:
-        """Accumulates `value` into output q, in float64, and finishes it after the loops."""
-        op = node.opdef
-        axes = set(node.attrs["axis"])
-        init = constant(self.constants, float64, op.reduce_init)
-        full = axes == set(range(self.rank))
-        kept = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(self.rank)) + ")"
-        target = f"r{q}" if full else \
-            f"r{q}[{', '.join('0' if d in axes else self.idx[d] for d in range(self.rank))}]"
-        self.setup.append(f"r{q} = {init}" if full else f"r{q} = np.full({kept}, {init})")
-        combine = op.reduce_combine.format(target, value)
-        self.body.append(f"{target} = {combine}")
-        result = f"r{q}"
-        if op.reduce_finish:
-            count = " * ".join(f"n{d}" for d in sorted(axes)) or "1"
-            result = op.reduce_finish.format(result, f"({count})")
-        out_shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(self.rank)
-                                  if node.attrs["keepdims"] or d not in axes) + ")"
-        dtype = _scalar_type(node.dtype)
-        if full:
-            self.end.append(f"o{q} = np.full({out_shape}, {dtype}({result}))")
+    shape = "(" + "".join(f"n{d}, " for d in range(rank)) + ")"
+    for s in ir.body:
+        if isinstance(s, Compute):
+            body.append(f"{s.var} = {_scalar_type(s.dtype)}({_expr(s)})")
+        elif isinstance(s, Store):
+            setup.append(f"o{s.slot} = np.empty({shape}, {_scalar_type(s.dtype)})")
+            body.append(f"o{s.slot}[{', '.join(idx)}] = {s.var}" if rank
+                        else f"o{s.slot}[()] = {s.var}")
         else:
-            self.end.append(f"o{q} = np.asarray({result}).astype({dtype}).reshape({out_shape})")
+            _reduction(s, rank, idx, setup, body, end)
+
+    lines = [HEADER]
+    lines += [f"{name} = np.{dtype_name}({literal})" for name, dtype_name, literal in ir.constants]
+    lines += ["", "", DECORATOR, f"def {NAME}({', '.join(f'a{i.slot}' for i in ir.inputs)}):"]
+    lines += ["    " + s for s in setup]
+    indent = "    "
+    for d in range(rank):
+        lines.append(f"{indent}for {idx[d]} in range(n{d}):")
+        indent += "    "
+    lines += [indent + b for b in body]
+    lines += ["    " + e for e in end]
+    lines.append("    return (" + "".join(f"o{q}, " for q in range(ir.outputs)) + ")")
+    return "\n".join(lines) + "\n"
+
+
+def _reduction(r: Reduce, rank: int, idx: list[str], setup: list[str], body: list[str],
+               end: list[str]) -> None:
+    """Accumulates r.value into output r.slot, in float64, and finishes it after the loops."""
+    q, axes = r.slot, set(r.axes)
+    full = axes == set(range(rank))
+    kept = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(rank)) + ")"
+    target = f"r{q}" if full else \
+        f"r{q}[{', '.join('0' if d in axes else idx[d] for d in range(rank))}]"
+    setup.append(f"r{q} = {r.init_name}" if full else f"r{q} = np.full({kept}, {r.init_name})")
+    body.append(f"{target} = {r.combine.format(target, r.value)}")
+    result = f"r{q}"
+    if r.finish:
+        count = " * ".join(f"n{d}" for d in sorted(axes)) or "1"
+        result = r.finish.format(result, f"({count})")
+    out_shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(rank)
+                              if r.keepdims or d not in axes) + ")"
+    dtype = _scalar_type(r.dtype)
+    if full:
+        end.append(f"o{q} = np.full({out_shape}, {dtype}({result}))")
+    else:
+        end.append(f"o{q} = np.asarray({result}).astype({dtype}).reshape({out_shape})")
 
 
 def render(group: Group, inputs: Sequence[Node], outputs: Sequence[Node]) -> str:
     """The kernel's source, with NAME standing for its function name."""
-    w = _Writer(group, inputs)
-    w.sizes()
-
-    closure: dict[int, set[int]] = {}  # the inputs each member depends on
-    for m in group.members:
-        closure[m.id] = set()
-        for t in m.inputs:
-            closure[m.id] |= closure.get(t.node.id, {w.slot[t.node.id]}
-                                         if t.node.id in w.slot else set())
-    for o in outputs:
-        w.check_full_shape(o.inputs[0].node if is_reduction(o) else o, closure)
-    for m in group.members:
-        if is_same_shape(m):
-            w.check_same_shape(m)
-
-    reads = {w.slot[t.node.id] for m in group.members for i, t in enumerate(m.inputs)
-             if t.node.id in w.slot and i not in m.opdef.shape_inputs}
-    for k in sorted(reads):
-        w.load(k)
-
-    value = {n.id: f"x{k}" for k, n in enumerate(inputs)}
-    out_slot = {o.id: q for q, o in enumerate(outputs)}
-    shape = "(" + "".join(f"n{d}, " for d in range(w.rank)) + ")"
-    for j, m in enumerate(group.members):
-        if is_reduction(m):
-            w.reduction(out_slot[m.id], m, value[m.inputs[0].node.id])
-            continue
-        operands = ["" if i in m.opdef.shape_inputs else value[t.node.id]
-                    for i, t in enumerate(m.inputs)]
-        expr = _render(m.opdef.scalar, operands, m.attrs, _literal_dtype(m), w.constants)
-        w.body.append(f"v{j} = {_scalar_type(m.dtype)}({expr})")
-        value[m.id] = f"v{j}"
-        if m.id in out_slot:
-            q = out_slot[m.id]
-            w.setup.append(f"o{q} = np.empty({shape}, {_scalar_type(m.dtype)})")
-            w.body.append(f"o{q}[{', '.join(w.idx) if w.rank else ''}] = v{j}"
-                          if w.rank else f"o{q}[()] = v{j}")
-
-    lines = [HEADER]
-    lines += [f"{name} = np.{dtype_name}({literal})"
-              for (dtype_name, literal), name in w.constants.items()]
-    lines += ["", "", DECORATOR, f"def {NAME}({', '.join(f'a{k}' for k in range(len(inputs)))}):"]
-    lines += ["    " + s for s in w.setup]
-    indent = "    "
-    for d in range(w.rank):
-        lines.append(f"{indent}for {w.idx[d]} in range(n{d}):")
-        indent += "    "
-    lines += [indent + b for b in w.body]
-    lines += ["    " + e for e in w.end]
-    lines.append("    return (" + "".join(f"o{q}, " for q in range(len(outputs))) + ")")
-    return "\n".join(lines) + "\n"
+    return render_ir(kernel_ir.lower(group, inputs, outputs))
 
 
 def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]) -> Kernel:

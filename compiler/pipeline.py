@@ -21,7 +21,7 @@ PASSES = (
     passes.simplify,
     passes.eliminate_dead_code,
 )
-TARGETS = ("reference", "cpu")
+TARGETS = ("reference", "cpu", "cuda")
 
 
 def optimize(program: Program) -> Program:
@@ -32,12 +32,18 @@ def optimize(program: Program) -> Program:
     return program
 
 
-def fuse(steps: list[Node], program: Program) -> list[Any]:
+def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
     """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
-    and each convolution or pooling node by its own kernel (codegen_cpu_nn)."""
-    from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling for it
-    from compiler.codegen_cpu_nn import compile_node
+    and each node with a kernel of its own (cpu: convolution and pooling, codegen_cpu_nn;
+    cuda: matmul, softmax, cross-entropy, codegen_cuda_ops) by it."""
     from compiler.fusion import find_groups
+
+    if target == "cuda":
+        from compiler.codegen_cuda import compile_group
+        from compiler.codegen_cuda_ops import compile_node
+    else:
+        from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling
+        from compiler.codegen_cpu_nn import compile_node
 
     consumers: dict[int, list[Node]] = {}
     for node in steps:
@@ -61,8 +67,8 @@ def fuse(steps: list[Node], program: Program) -> list[Any]:
 
 def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
                  target: str = "reference") -> Plan:
-    """Extracts what `fetches` need given `feeds`; for "cpu" also optimizes it and compiles
-    fused kernels; orders the steps and plans when each value is dropped."""
+    """Extracts what `fetches` need given `feeds`; for "cpu" and "cuda" also optimizes it and
+    compiles fused kernels; orders the steps and plans when each value is dropped."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
     program = extract(graph, fetches, feeds)
@@ -71,7 +77,8 @@ def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
     feed_ids = {n.id for n in program.inputs if n is not None}
     nodes = schedule(program.outputs, feed_ids)
     unfed = unfed_placeholders(nodes)
-    steps: list[Any] = nodes if target == "reference" or unfed else fuse(nodes, program)
+    compiled = target != "reference" and not unfed
+    steps: list[Any] = fuse(nodes, program, target) if compiled else nodes
     keep = {n.id for n in program.outputs}
     plan = Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
                 unfed=unfed)

@@ -17,7 +17,8 @@ class Plan:
       program: the graph the steps belong to, with its outputs (one per fetch) and inputs (one
         placeholder per feed).
       steps: in order; each a Node (computed by the reference function of its op) or a compiled
-        kernel (codegen_cpu.Kernel) that computes several nodes in one loop.
+        kernel (codegen_cpu.Kernel): a fused loop computing several nodes, or one convolution or
+        pooling node (codegen_cpu_nn).
       free_after: for each step, the ids of values no later step needs (dropped after it).
       unfed: placeholders the steps need but no feed supplies (the run must fail, naming them).
     """

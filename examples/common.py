@@ -36,7 +36,7 @@ def make_parser(doc: str, epochs: int | None, batch_size: int, seed: int = 0,
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars or per-epoch lines, only the results")
     parser.add_argument("--device", default=None,
-                        help="Session device ('reference', 'cpu', ...); default: the Session's")
+                        help="Session device ('reference', 'cpu', 'cuda'); default: the Session's")
     parser.add_argument("--steps", type=int, default=None,
                         help="stop after this many training steps (quick runs, tests)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default out/NAME)")

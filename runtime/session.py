@@ -33,7 +33,8 @@ class Session:
       graph: the graph to run (default: the default graph at creation).
       config: unused, accepted for TF1 compatibility.
       device: where plans run. "reference" computes op by op with NumPy, on the graph as written
-        (the oracle); "cpu" runs the optimized graph. Default: $SYMGRAPH_DEVICE, else
+        (the oracle); "cpu" runs the optimized graph; "cuda" runs it on an NVIDIA GPU (or
+        Numba's CUDA simulator; see sg.cuda.is_available()). Default: $SYMGRAPH_DEVICE, else
         DEFAULT_DEVICE.
       check_numerics: check every value each run computes (and every feed) for NaN and Inf,
         and fail naming the first op that made one, with its inputs' ranges and the user's
@@ -48,7 +49,9 @@ class Session:
             raise ValueError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
         self.graph = graph if graph is not None else get_default_graph()
         self.device = device
-        self._store = VariableStore()
+        # the cuda device keeps its buffer pool, variables and constants for the session's life
+        self._device = _cuda_device() if device == "cuda" else None
+        self._store = VariableStore() if self._device is None else self._device.store
         self._plans: dict[tuple, Plan] = {}
         self._fitting: set[tuple] = set()  # (plan key, feed shapes) known to fit in memory
         self._graph_size = -1  # nodes in the graph at the last run, and how many runs in a row
@@ -119,7 +122,10 @@ class Session:
             try:
                 observers = executor.observers_for(options, run_metadata, self.check_numerics,
                                                    self.device)
-                values = executor.run_steps(plan, values, self._store, observers)
+                if self._device is not None:
+                    values = self._device.run(plan, values, observers)
+                else:
+                    values = executor.run_steps(plan, values, self._store, observers)
             except OpError as e:
                 if e.node is not None:
                     e.node = program.user_node(e.node)
@@ -221,6 +227,18 @@ class Session:
     def load_variable(self, var: Tensor, value: Any) -> None:
         """Sets a variable's value in this session directly (TF1's `Variable.load`)."""
         self._store.write(var.node, convert_feed(var, value))
+
+
+def _cuda_device() -> Any:
+    """The device of a new cuda session; a RuntimeError saying why where it cannot run."""
+    from symgraph import cuda
+
+    reason = cuda.unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"Session(device='cuda') cannot run here: {reason}")
+    from runtime.device_cuda import CudaDevice
+
+    return CudaDevice()
 
 
 class InteractiveSession(Session):

@@ -154,6 +154,7 @@ from symgraph.variable_scope import (
 from symgraph import layers
 from symgraph import datasets
 from symgraph import debugging
+from symgraph import cuda
 from symgraph.debugging import check_numerics
 from symgraph.profiling import RunMetadata, RunOptions
 from symgraph.viz import to_dot, visualize

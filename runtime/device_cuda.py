@@ -1,0 +1,382 @@
+"""The cuda device: runs a plan compiled for target "cuda" with its values on an NVIDIA GPU (or
+Numba's CUDA simulator), and keeps the session's variables there between runs.
+
+Where values live. A value is a device array or a host (NumPy) array, and moves only when a step
+needs it on the other side: feeds stay on the host until a device step reads them (then copied
+in once per run); a kernel's outputs stay on the device; only fetched values are copied out.
+Variables (and so optimizer slots) are device arrays for the session's life (DeviceVariableStore).
+
+Buffers. Every device array a run makes comes from a BufferPool keyed by (shape, dtype): a run
+takes buffers as it goes and gives back, when it ends, every buffer that no variable holds (and
+the buffers variables stopped holding during the run: a value read earlier in a run keeps its
+value when the variable is assigned later). The steady state of a training loop therefore
+allocates nothing after its first run: an updated weight is written into a buffer that the
+weight's previous value gave back at the end of the run before. Buffers are not reused within a
+run yet: a run's device memory peak is the sum of its values.
+
+Steps. A fused group is a codegen_cuda.CudaKernel, matmul / softmax / cross-entropy a
+codegen_cuda_ops.CudaNodeKernel; variables, assignments, reads and constants are handled here
+(constants are copied in once per plan); reshape, expand_dims and squeeze are views of a
+device value. Every other node runs on the host through its NumPy reference, its inputs copied
+out and its output copied in when a device step needs it: an explicit fallback, counted per op
+in `Stats.host_ops` (and printed with SYMGRAPH_DEBUG=2), until those ops get device kernels.
+numba.cuda is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compiler.cache import debug
+from runtime.numerics import NumericsChecker
+from runtime.reference import evaluate
+from runtime.variables import VariableStore
+from symgraph.errors import InvalidArgumentError, OpError
+from symgraph.graph import Node
+
+# nodes that are views of their first input on the device (same elements, same order)
+VIEW_OPS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
+
+
+@dataclass
+class Stats:
+    """What the device did, for tests and SYMGRAPH_DEBUG: buffers allocated (the pool's misses),
+    host-to-device and device-to-host copies, kernel launches, and nodes run on the host by op."""
+
+    allocations: int = 0
+    copies_in: int = 0
+    copies_out: int = 0
+    kernels: int = 0
+    host_ops: Counter = field(default_factory=Counter)
+
+
+class BufferPool:
+    """Device buffers by (shape, dtype), lent during a run and given back when it ends."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self._free: dict[tuple, list[Any]] = {}
+        self._lent: dict[int, Any] = {}
+        self._owned: set[int] = set()  # ids of every buffer the pool made (alive: kept in lists)
+
+    def take(self, shape: tuple, dtype: np.dtype) -> Any:
+        key = (tuple(int(d) for d in shape), np.dtype(dtype).str)
+        free = self._free.get(key)
+        if free:
+            buf = free.pop()
+        else:
+            from numba import cuda
+
+            buf = cuda.device_array(key[0], np.dtype(dtype))
+            self._owned.add(id(buf))
+            self.stats.allocations += 1
+        self._lent[id(buf)] = buf
+        return buf
+
+    def give(self, buf: Any) -> None:
+        """Takes back a buffer now (the caller knows nothing reads it later in the run)."""
+        if self._lent.pop(id(buf), None) is not None or id(buf) in self._owned:
+            self._free.setdefault((tuple(buf.shape), buf.dtype.str), []).append(buf)
+
+    def owns(self, buf: Any) -> bool:
+        return id(buf) in self._owned
+
+    def end_run(self, held: set[int], dropped: Sequence[Any]) -> None:
+        """Takes back every buffer lent in this run that no variable holds, and the ones that
+        variables let go of during it."""
+        for key, buf in list(self._lent.items()):
+            if key not in held:
+                self.give(buf)
+        self._lent.clear()
+        for buf in dropped:
+            if id(buf) not in held:
+                self._free.setdefault((tuple(buf.shape), buf.dtype.str), []).append(buf)
+
+
+class DeviceVariableStore(VariableStore):
+    """A session's variables as device arrays. Each holds a pool buffer (or a view of one); a
+    write replaces the buffer, never changes it, as VariableStore does with NumPy arrays."""
+
+    def __init__(self, pool: BufferPool, stats: Stats) -> None:
+        super().__init__()
+        self.pool = pool
+        self.stats = stats
+        self._bases: dict[str, Any] = {}
+        self.held: Counter = Counter()  # id(buffer) -> variables holding it
+        self.dropped: list[Any] = []  # buffers let go during this run
+
+    def write(self, var: Node, value: Any, base: Any = None) -> None:
+        """Stores `value` (device or host) for `var`; `base` is the pool buffer a device value
+        views, if any: it is held, not copied. Anything else is copied into a pool buffer."""
+        shape = tuple(value.shape)
+        if var.shape.rank is not None and (
+                len(shape) != var.shape.rank
+                or any(d is not None and d != a for d, a in zip(var.shape, shape))):
+            raise InvalidArgumentError(
+                f"cannot assign a value of shape {shape} to variable '{var.name}' of shape "
+                f"{var.shape} (created at {var.location})", var)
+        dtype = np.dtype(var.dtype.np)
+        if isinstance(value, np.ndarray) or np.dtype(value.dtype) != dtype \
+                or base is None or not self.pool.owns(base):
+            if not isinstance(value, np.ndarray):
+                value = value.copy_to_host()
+                self.stats.copies_out += 1
+            buf = self.pool.take(shape, dtype)
+            buf.copy_to_device(_contiguous(np.asarray(value, dtype)))
+            self.stats.copies_in += 1
+            value = base = buf
+        with self._lock:
+            old = self._bases.get(var.name)
+            self.held[id(base)] += 1
+            self._values[var.name] = value
+            self._bases[var.name] = base
+            if old is not None:
+                self.held[id(old)] -= 1
+                if self.held[id(old)] <= 0:
+                    del self.held[id(old)]
+                    self.dropped.append(old)
+
+    def base(self, var: Node) -> Any:
+        return self._bases.get(var.name)
+
+    def end_run(self) -> None:
+        self.pool.end_run(set(self.held), self.dropped)
+        self.dropped = []
+
+    def host_values(self) -> dict[str, np.ndarray]:
+        """Every variable's value, copied to the host (a debugging aid)."""
+        return {name: v.copy_to_host() for name, v in self._values.items()}
+
+
+class _HostView(Mapping):
+    """The run's values as NumPy arrays, copied out on first use: what a NumericsChecker reads."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+
+    def __getitem__(self, key: int) -> Any:
+        if key not in self.run.values:
+            raise KeyError(key)
+        return self.run.host(key)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.run.values)
+
+    def __len__(self) -> int:
+        return len(self.run.values)
+
+
+class _Run:
+    """One run of a plan: the values by node id, on whichever side they are."""
+
+    def __init__(self, device: CudaDevice, values: dict[int, Any]) -> None:
+        self.device = device
+        self.values = values
+        self.host_copies: dict[int, np.ndarray] = {}
+        self.bases: dict[int, Any] = {}  # value id -> the pool buffer its device array views
+
+    def dev(self, vid: int) -> Any:
+        """The value on the device (copied in, into a pool buffer, the first time)."""
+        value = self.values[vid]
+        if isinstance(value, np.ndarray) or np.isscalar(value):
+            host = _contiguous(np.asarray(value))
+            buf = self.device.pool.take(host.shape, host.dtype)
+            buf.copy_to_device(host)
+            self.device.stats.copies_in += 1
+            self.host_copies[vid] = host
+            self.values[vid] = value = buf
+            self.bases[vid] = buf
+        return value
+
+    def host(self, vid: int) -> np.ndarray:
+        """The value on the host (copied out the first time)."""
+        value = self.values[vid]
+        if value is None or isinstance(value, np.ndarray):
+            return value
+        host = self.host_copies.get(vid)
+        if host is None:
+            host = self.host_copies[vid] = value.copy_to_host()
+            host.setflags(write=False)
+            self.device.stats.copies_out += 1
+        return host
+
+    def put(self, vid: int, value: Any, base: Any = None) -> None:
+        self.values[vid] = value
+        self.host_copies.pop(vid, None)
+        if base is not None:
+            self.bases[vid] = base
+
+    def base(self, vid: int) -> Any:
+        return self.bases.get(vid, self.values.get(vid))
+
+
+class CudaDevice:
+    """The cuda device of one Session: its buffer pool, its variables, its constants."""
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+        self.pool = BufferPool(self.stats)
+        self.store = DeviceVariableStore(self.pool, self.stats)
+        self._constants: dict[tuple[int, int], Any] = {}  # (id(plan), node id) -> device array
+        self._lock = threading.Lock()
+
+    def run(self, plan: Any, values: dict[int, Any], observers: Sequence[Any] = ()
+            ) -> dict[int, Any]:
+        """Runs `plan`'s steps; returns the values (fetched ones copied to the host)."""
+        with self._lock, np.errstate(all="ignore"):
+            run = _Run(self, values)
+            try:
+                self._steps(plan, run, observers)
+                fetched = {n.id for n in plan.program.outputs}
+                return {vid: run.host(vid) for vid in list(run.values) if vid in fetched}
+            finally:
+                self.store.end_run()
+
+    def _steps(self, plan: Any, run: _Run, observers: Sequence[Any]) -> None:
+        host_view = _HostView(run)
+        seen = [host_view if isinstance(o, NumericsChecker) else run.values for o in observers]
+        for observer, view in zip(observers, seen):
+            observer.begin(plan, view)
+        clock = time.perf_counter_ns
+        for index, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+            start = clock()
+            if isinstance(step, Node):
+                self._node(step, run)
+            else:
+                self._kernel(step, run)
+            if observers:
+                from numba import cuda
+
+                cuda.synchronize()  # a step's time is its kernels' time, not their launch's
+                end = clock()
+                for observer, view in zip(observers, seen):
+                    observer.after_step(plan, index, step, view, self.store, start, end)
+            for value_id in free:
+                run.values.pop(value_id, None)
+        for observer, view in zip(observers, seen):
+            observer.end(plan, view)
+
+    def _kernel(self, kernel: Any, run: _Run) -> None:
+        ir = getattr(kernel, "ir", None)
+        reads = [True] * len(kernel.inputs) if ir is None else [i.read for i in ir.inputs]
+        try:
+            for i in getattr(kernel, "checked", ()):
+                kernel.host_check([run.host(kernel.inputs[i])])
+            args = [run.dev(v) if read else run.values[v]
+                    for v, read in zip(kernel.inputs, reads)]
+            outs = kernel.launch(args, self.pool.take, self.pool.give)
+        except ValueError:
+            # refused shapes or values (as the CPU kernels do): the reference runs the nodes,
+            # giving the right values or the error that names the user's op
+            from runtime import executor
+
+            executor.fallbacks += 1
+            for node in kernel.members:
+                self._host(node, run)
+            return
+        self.stats.kernels += 1
+        for vid, out in zip(kernel.outputs, outs):
+            run.put(vid, out, out)
+
+    def _node(self, node: Node, run: _Run) -> None:
+        op = node.opdef.name
+        store = self.store
+        if op == "variable":
+            run.put(node.id, store.read(node), store.base(node))
+        elif op == "read_variable":
+            var = node.inputs[0].node
+            run.put(node.id, store.read(var), store.base(var))
+        elif op == "assign":
+            var, vid = node.inputs[0].node, node.inputs[1].node.id
+            store.write(var, run.dev(vid), run.base(vid))
+            run.put(node.id, store.read(var), store.base(var))
+        elif op == "constant":
+            key = (id(node.graph), node.id)
+            value = self._constants.get(key)
+            if value is None:
+                from numba import cuda
+
+                value = self._constants[key] = cuda.to_device(
+                    _contiguous(evaluate(node, [], store)))
+                self.stats.copies_in += 1
+            run.put(node.id, value)
+        elif op in VIEW_OPS and not isinstance(run.values[node.inputs[0].node.id], np.ndarray):
+            vid = node.inputs[0].node.id
+            x = run.values[vid]
+            # the view's shape: the reference applied to a zero-stride stand-in of x
+            like = [np.lib.stride_tricks.as_strided(np.zeros(1, x.dtype), tuple(x.shape),
+                                                    (0,) * len(x.shape))]
+            like += [_shape_only(run.values[t.node.id]) for t in node.inputs[1:]]
+            shape = evaluate(node, like, store).shape
+            run.put(node.id, x.reshape(shape) if shape else x.reshape(1).reshape(()),
+                    run.base(vid))
+        elif op == "no_op":
+            run.put(node.id, None)
+        else:
+            self._host(node, run)
+
+    def _host(self, node: Node, run: _Run) -> None:
+        """The node through its NumPy reference, on the host (the counted fallback)."""
+        refs = node.opdef.ref_inputs
+        args = [None if i in refs else
+                _shape_only(run.values[t.node.id]) if i in node.opdef.shape_inputs
+                else run.host(t.node.id) for i, t in enumerate(node.inputs)]
+        self.stats.host_ops[node.opdef.name] += 1
+        if self.stats.host_ops[node.opdef.name] == 1:
+            debug(2, f"cuda: {node.opdef.name} runs on the host (no device kernel yet)")
+        try:
+            value = evaluate(node, args, _HostState(self.store, run))
+        except OpError as e:
+            if e.node is None:
+                raise type(e)(f"{node.describe()}: {e}", node) from None
+            raise
+        except Exception as e:  # a NumPy error for run-time values: name the op and its inputs
+            inputs = ", ".join(f"{t.name} {np.shape(a)} {np.asarray(a).dtype}"
+                               for t, a in zip(node.inputs, args) if a is not None)
+            raise InvalidArgumentError(f"{node.describe()} failed on inputs [{inputs}]: "
+                                       f"{type(e).__name__}: {e}", node) from e
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            value.setflags(write=False)
+        run.put(node.id, value)
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    """x in C order (np.ascontiguousarray would make a 0-d array 1-d)."""
+    return x if x.flags.c_contiguous else np.array(x, order="C")
+
+
+def _shape_only(value: Any) -> np.ndarray:
+    """A stand-in with the value's shape and dtype and no data (one element, zero strides)."""
+    if isinstance(value, np.ndarray):
+        return value
+    shape = tuple(value.shape)
+    return np.lib.stride_tricks.as_strided(np.zeros(1, value.dtype), shape, (0,) * len(shape))
+
+
+class _HostState:
+    """The state a host-run node's effect sees: variables read from the device (copied out),
+    writes stored on the device; random streams as on the host."""
+
+    def __init__(self, store: DeviceVariableStore, run: _Run) -> None:
+        self.store = store
+        self.run = run
+
+    def read(self, var: Node) -> np.ndarray:
+        value = self.store.read(var)
+        self.store.stats.copies_out += 1
+        out = value.copy_to_host()
+        out.setflags(write=False)
+        return out
+
+    def write(self, var: Node, value: Any) -> None:
+        self.store.write(var, np.asarray(value))
+
+    def rng(self, node: Node) -> np.random.Generator:
+        return self.store.rng(node)

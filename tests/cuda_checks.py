@@ -1,0 +1,237 @@
+"""The cuda device against the reference: the op table, an MLP and a CNN training step, the
+buffer pool, variables kept on the device.
+
+Not collected by a plain `pytest` (the name does not match test_*.py): tests/test_cuda.py runs
+this file in a subprocess with NUMBA_ENABLE_CUDASIM=1 (which must be set before numba is first
+imported, and the rest of the suite imports numba normally), and `make test-gpu` runs it on a
+real GPU. Shapes are tiny: the simulator costs ~0.1 ms per simulated thread.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+from op_cases import CASES, OpCase
+
+import symgraph as sg
+from compiler import fusion
+from runtime import executor
+
+if not os.environ.get("SYMGRAPH_CUDA_TESTS"):
+    pytest.skip("run by tests/test_cuda.py (simulator) or `make test-gpu`, which set "
+                "SYMGRAPH_CUDA_TESTS", allow_module_level=True)
+if not sg.cuda.is_available():
+    pytest.fail(f"SYMGRAPH_CUDA_TESTS is set, but {sg.cuda.unavailable_reason()}", pytrace=False)
+
+# float32 on the device: math.exp etc. are libdevice (GPU) or NumPy (simulator), and reductions
+# combine in a tree rather than in order: a few ulp from the reference
+TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-11, atol=1e-12)}
+# kernels the cuda plan must hold for these ops (the rest may run on the host, counted)
+DEVICE_OPS = {"matmul", "softmax", "log_softmax", "softmax_cross_entropy",
+              "sparse_softmax_cross_entropy"}
+
+
+def _rng(*parts: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32("/".join(parts).encode()))
+
+
+def _feeds(case: OpCase, dtype: sg.DType) -> tuple[list[sg.Tensor], list[np.ndarray]]:
+    rng = _rng(case.id, dtype.name)
+    tensors, values = [], []
+    for arg in case.args:
+        dt = arg.dtype or dtype
+        tensors.append(sg.placeholder(dt, arg.static))
+        values.append(np.asarray(arg.gen(rng, arg.shape, np.dtype(dt.np)), dt.np))
+    return tensors, values
+
+
+FORWARD = [pytest.param(c, dt, id=f"{c.id}-{dt.name}") for c in CASES for dt in c.dtypes]
+
+
+@pytest.mark.parametrize("case,dtype", FORWARD)
+def test_op_table_matches_reference(case: OpCase, dtype: sg.DType) -> None:
+    """Every op of the table on the cuda device computes what the reference computes; a fusable
+    op runs in a generated device kernel, matmul/softmax/cross-entropy in their kernels."""
+    with sg.Graph().as_default() as graph:
+        tensors, values = _feeds(case, dtype)
+        y = case.build(*tensors)
+        feeds = dict(zip(tensors, values))
+        expected = sg.Session(graph=graph, device="reference").run(y, feeds)
+        sess = sg.Session(graph=graph, device="cuda")
+        fallbacks = executor.fallbacks
+        result = sess.run(y, feeds)
+        plan = sess.plan_for(y, feeds)
+    assert executor.fallbacks == fallbacks, "a kernel refused its inputs"
+    assert result.dtype == expected.dtype and result.shape == expected.shape
+    if y.dtype.is_floating:
+        np.testing.assert_allclose(result, expected, **TOLERANCE[y.dtype.name])
+    else:
+        np.testing.assert_array_equal(result, expected)
+    compiled = [m.opdef.name for k in plan.kernels for m in k.members]
+    if fusion.is_elementwise(y.node) or case.op in DEVICE_OPS and y.dtype.is_floating:
+        assert case.op in compiled or case.op not in [
+            n.opdef.name for n in plan.program.graph.nodes], compiled
+
+
+def _mlp(dropout: float) -> dict:
+    sg.set_random_seed(7)
+    x = sg.placeholder(sg.float32, [None, 6], name="x")
+    y = sg.placeholder(sg.int64, [None], name="y")
+    h = sg.layers.dense(x, 5, activation=sg.nn.relu)
+    h = sg.layers.dropout(h, dropout, training=True) if dropout else h
+    logits = sg.layers.dense(h, 3)
+    loss = sg.losses.sparse_softmax_cross_entropy(y, logits)
+    step = sg.train.get_or_create_global_step()
+    train = sg.train.AdamOptimizer(0.05).minimize(loss, global_step=step)
+    return {"x": x, "y": y, "loss": loss, "train": train}
+
+
+def _train(device: str, model: dict, steps: int) -> tuple[list[float], dict, sg.Session]:
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((steps, 4, 6)).astype(np.float32)
+    ys = rng.integers(0, 3, (steps, 4))
+    sess = sg.Session(device=device)
+    sess.run(sg.global_variables_initializer())
+    losses = [float(sess.run([model["train"], model["loss"]],
+                             {model["x"]: x, model["y"]: y})[1]) for x, y in zip(xs, ys)]
+    weights = {v.name: sess.run(v) for v in sg.global_variables()}
+    return losses, weights, sess
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_mlp_training_steps_match_reference(dropout: float) -> None:
+    """Adam on a 6-5-3 MLP (dropout drawn from the same seeded stream on both devices): the
+    losses of each step and the weights after them agree with the reference."""
+    with sg.Graph().as_default():
+        model = _mlp(dropout)
+        want_losses, want, _ = _train("reference", model, 3)
+        got_losses, got, sess = _train("cuda", model, 3)
+    np.testing.assert_allclose(got_losses, want_losses, rtol=1e-5, atol=1e-6)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    kernels = [m.opdef.name for k in sess.plan_for(
+        [model["train"], model["loss"]], {model["x"]: np.zeros((4, 6), np.float32),
+                                         model["y"]: np.zeros(4, np.int64)}).kernels
+        for m in k.members]
+    assert {"matmul", "sparse_softmax_cross_entropy"} <= set(kernels)
+
+
+def test_cnn_training_step_matches_reference() -> None:
+    """conv -> max pool -> dense with momentum: conv and pooling still run on the host (the
+    counted fallback), everything else on the device; the results agree."""
+    rng = np.random.default_rng(1)
+    with sg.Graph().as_default():
+        sg.set_random_seed(3)
+        x = sg.placeholder(sg.float32, [None, 5, 5, 1])
+        y = sg.placeholder(sg.int64, [None])
+        h = sg.layers.conv2d(x, 2, 3, padding="same", activation=sg.nn.relu)
+        h = sg.layers.max_pooling2d(h, 2, 2)
+        logits = sg.layers.dense(sg.layers.flatten(h), 3)
+        loss = sg.losses.sparse_softmax_cross_entropy(y, logits)
+        train = sg.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
+        feeds = {x: rng.standard_normal((2, 5, 5, 1)).astype(np.float32),
+                 y: np.array([0, 2])}
+        results = {}
+        for device in ("reference", "cuda"):
+            sess = sg.Session(device=device)
+            sess.run(sg.global_variables_initializer())
+            losses = [sess.run([train, loss], feeds)[1] for _ in range(2)]
+            results[device] = (losses, [sess.run(v) for v in sg.global_variables()])
+    np.testing.assert_allclose(results["cuda"][0], results["reference"][0], rtol=1e-5)
+    for got, want in zip(results["cuda"][1], results["reference"][1]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert sess._device.stats.host_ops["conv2d"] == 2
+
+
+def test_buffer_pool_allocates_nothing_after_the_first_run() -> None:
+    """A training step's second and later runs take every buffer from the pool."""
+    with sg.Graph().as_default():
+        model = _mlp(0.3)
+        sess = sg.Session(device="cuda")
+        sess.run(sg.global_variables_initializer())
+        feed = {model["x"]: np.ones((4, 6), np.float32), model["y"]: np.array([0, 1, 2, 0])}
+        sess.run([model["train"], model["loss"]], feed)
+        stats = sess._device.stats
+        first = stats.allocations
+        for _ in range(3):
+            sess.run([model["train"], model["loss"]], feed)
+        assert first > 0 and stats.allocations == first
+
+
+def test_variables_stay_on_the_device() -> None:
+    """Updating variables copies nothing in or out after the first run (constants are copied
+    once per plan); a fetch copies out only what it fetches."""
+    with sg.Graph().as_default():
+        v = sg.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+        w = sg.Variable(np.ones(3, np.float32))
+        update = sg.group(v.assign(v * 0.5 + w), w.assign(w * 2.0))
+        sess = sg.Session(device="cuda")
+        sess.run(sg.global_variables_initializer())
+        sess.run(update)
+        stats = sess._device.stats
+        before = (stats.copies_in, stats.copies_out, stats.allocations)
+        for _ in range(3):
+            sess.run(update)
+        assert (stats.copies_in, stats.copies_out, stats.allocations) == before
+        on_device = [sess._store.read(var.node) for var in (v, w)]
+        assert all(hasattr(a, "copy_to_host") and not isinstance(a, np.ndarray)
+                   for a in on_device)
+        got = sess.run(v)
+        assert stats.copies_out == before[1] + 1
+    want = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ws = 1.0
+    for _ in range(4):
+        want, ws = want * 0.5 + ws, ws * 2.0
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_reductions_of_several_axis_sets_share_one_group() -> None:
+    """A group reducing over different axes (a kernel per axis set) with an elementwise output,
+    on shapes that split a reduction over several blocks."""
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, [None, 9])
+        e = sg.exp(x * 0.5)
+        outs = [e, sg.reduce_sum(e, 0), sg.reduce_max(e, 1, keepdims=True), sg.reduce_mean(e)]
+        feed = {x: np.random.default_rng(2).standard_normal((7, 9)).astype(np.float32)}
+        want = sg.Session(device="reference").run(outs, feed)
+        sess = sg.Session(device="cuda")
+        got = sess.run(outs, feed)
+        assert len(sess.plan_for(outs, feed).kernels) == 1
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-6)
+
+
+def test_float32_kernels_keep_float32() -> None:
+    """Generated CUDA source casts every value to its dtype, and the numbers of the templates
+    (sigmoid's 1, relu's 0) are float32 constants: no float64 anywhere."""
+    from compiler.codegen_cuda import render_ir
+
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, [4])
+        y = sg.reduce_mean(sg.sigmoid(x) + sg.nn.relu(x), keepdims=True)
+        plan = sg.Session(device="cuda").plan_for(y, {x: np.zeros(4, np.float32)})
+    (kernel,) = plan.kernels
+    source = render_ir(kernel.ir)
+    assert "float64" not in source and "_f64" not in source
+    assert "maximum_f32(" in source and "K0 = np.float32(" in source
+
+
+def test_generated_source_holds_no_user_strings() -> None:
+    """Names and scopes never reach the CUDA source (it is built from templates only)."""
+    from compiler.codegen_cuda import render_ir
+
+    hostile = "evil.import_os"
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, [2], name="injection")
+        with sg.name_scope("scope_with_quotes"):
+            y = sg.reduce_sum(sg.tanh(x * 3.0, name="tanh_DROP_TABLE"), name=hostile)
+        sess = sg.Session(device="cuda")
+        np.testing.assert_allclose(sess.run(y, {x: [0.1, 0.2]}), np.tanh([0.3, 0.6]).sum(),
+                                   rtol=1e-6)
+        (kernel,) = sess.plan_for(y, {x: [0.1, 0.2]}).kernels
+    source = render_ir(kernel.ir)
+    for word in ("evil", "injection", "scope_with_quotes", "DROP_TABLE", hostile):
+        assert word not in source
