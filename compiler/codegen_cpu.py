@@ -17,6 +17,7 @@ from typing import Any
 from compiler import cache, kernel_ir
 from compiler.fusion import Group
 from compiler.kernel_ir import Compute, KernelIR, PartialCheck, Reduce, SameShapeCheck, Store
+from compiler.threads import use_thread_budget
 from symgraph.graph import Node
 
 HEADER = '''\
@@ -24,7 +25,7 @@ HEADER = '''\
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from compiler.codegen_cpu_scalars import (
     bdim_, exp_f32, floordiv_, floormod_, log_f32, maximum_, minimum_, tanh_f32,
@@ -32,18 +33,38 @@ from compiler.codegen_cpu_scalars import (
 '''
 DECORATOR = ('@njit(cache=True, nogil=True, error_model="numpy", '
              'fastmath={"contract", "arcp", "nsz", "reassoc"})')
+PARALLEL_DECORATOR = DECORATOR.replace("nogil=True", "nogil=True, parallel=True")
 NAME = "KERNEL_NAME"
+PARALLEL_SUFFIX = "_parallel"
+# Loop sizes (elements) from which a kernel runs its outer loop on the thread budget: below
+# them the kernels are memory-bound and a second thread gains nothing measurable (1-2M elements:
+# 0.1-0.3 ms, NUMBA_NOTES), while each parallel variant costs ~0.2 s to compile (only when a
+# kernel first meets inputs this big). W2's compute-heavy 4M-element loop is the case it is for.
+PARALLEL_MIN = 1 << 21
 
 
 @dataclass(frozen=True)
 class Kernel:
-    """A compiled group: `fn(*input_values)` returns the output values, in order."""
+    """A compiled group: `fn(*input_values)` returns the output values, in order.
+
+    `parallel`, where the group allows it, is the same loop with its outer dimension spread over
+    the thread budget (compiled on its first call); `function_for` picks it for big inputs.
+    """
 
     name: str
     fn: Any
     inputs: tuple[int, ...]  # node ids of the values it reads (or only the shapes of)
     outputs: tuple[int, ...]  # node ids of the values it produces
     members: tuple[Node, ...]  # every node it computes, in order
+    parallel: Any = None
+    size_slot: int = 0  # the input whose size stands for the loop's
+
+    def function_for(self, args: Sequence[Any]) -> Any:
+        """The function to call on these input values: serial, or parallel for big work."""
+        if self.parallel is not None and args[self.size_slot].size >= PARALLEL_MIN \
+                and use_thread_budget():
+            return self.parallel
+        return self.fn
 
 
 # float32 versions that vectorize (libm calls keep a loop scalar); see codegen_cpu_scalars
@@ -93,14 +114,21 @@ def render_ir(ir: KernelIR) -> str:
                       "raise ValueError('shapes differ')" for j in range(rank)]
     for inp in ir.loads:
         k = inp.slot
-        if inp.rank == 0:
-            body.append(f"x{k} = a{k}[()]")
+        if inp.rank == 0:  # a scalar: read once, before the loops
+            setup.append(f"x{k} = a{k}[()]")
             continue
         parts = []
         for j, axis in enumerate(inp.axes):
             if axis.kind == "zero":
                 parts.append("0")
             elif axis.kind == "loop":
+                parts.append(idx[axis.dim])
+            elif axis.dim == rank - 1:
+                # the innermost loop reads its inputs contiguously, so that LLVM vectorizes it
+                # (a 0-or-1 stride there made W2's kernel 1.75x slower); an input that would
+                # broadcast along it at run time is refused: its nodes then run one by one
+                setup.append(f"if a{k}.shape[{j}] != n{axis.dim}:\n        "
+                             "raise ValueError('broadcasts at run time')")
                 parts.append(idx[axis.dim])
             else:
                 setup.append(f"s{k}_{j} = 0 if a{k}.shape[{j}] == 1 else 1")
@@ -120,16 +148,35 @@ def render_ir(ir: KernelIR) -> str:
 
     lines = [HEADER]
     lines += [f"{name} = np.{dtype_name}({literal})" for name, dtype_name, literal in ir.constants]
-    lines += ["", "", DECORATOR, f"def {NAME}({', '.join(f'a{i.slot}' for i in ir.inputs)}):"]
-    lines += ["    " + s for s in setup]
-    indent = "    "
-    for d in range(rank):
-        lines.append(f"{indent}for {idx[d]} in range(n{d}):")
-        indent += "    "
-    lines += [indent + b for b in body]
-    lines += ["    " + e for e in end]
-    lines.append("    return (" + "".join(f"o{q}, " for q in range(ir.outputs)) + ")")
+    variants = [(DECORATOR, NAME, False)]
+    if can_parallelize(ir):
+        variants.append((PARALLEL_DECORATOR, NAME + PARALLEL_SUFFIX, True))
+    for decorator, name, parallel in variants:
+        lines += ["", "", decorator,
+                  f"def {name}({', '.join(f'a{i.slot}' for i in ir.inputs)}):"]
+        lines += ["    " + s for s in setup]
+        indent = "    "
+        for d in range(rank):
+            loop = "prange" if parallel and d == 0 else "range"
+            lines.append(f"{indent}for {idx[d]} in {loop}(n{d}):")
+            indent += "    "
+        lines += [indent + b for b in body]
+        lines += ["    " + e for e in end]
+        lines.append("    return (" + "".join(f"o{q}, " for q in range(ir.outputs)) + ")")
     return "\n".join(lines) + "\n"
+
+
+def can_parallelize(ir: KernelIR) -> bool:
+    """Whether the outer loop may run on several threads without two writing one place: every
+    reduction keeps loop dimension 0 (each outer index owns its accumulators), or sums into
+    one scalar (a reduction Numba's prange combines per thread); and some input spans it."""
+    if ir.rank == 0 or not ir.loads:
+        return False
+    for r in ir.reductions:
+        full = set(r.axes) == set(range(ir.rank))
+        if 0 in r.axes and not (full and r.combine == "({0} + {1})"):
+            return False
+    return True
 
 
 def _reduction(r: Reduce, rank: int, idx: list[str], setup: list[str], body: list[str],
@@ -164,8 +211,11 @@ def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]
     """Renders, caches and jits one group."""
     inputs = group.inputs()
     outputs = group.outputs(consumers, keep)
-    template = render(group, inputs, outputs)
+    ir = kernel_ir.lower(group, inputs, outputs)
+    template = render_ir(ir)
     name = cache.kernel_name(len(group.members), template)
-    fn = cache.load_kernel(name, template.replace(NAME, name))
-    return Kernel(name, fn, tuple(n.id for n in inputs), tuple(n.id for n in outputs),
-                  tuple(group.members))
+    module = cache.load_module(name, template.replace(NAME, name))
+    parallel = getattr(module, name + PARALLEL_SUFFIX, None)
+    size_slot = max(ir.loads, key=lambda i: i.rank).slot if ir.loads else 0
+    return Kernel(name, getattr(module, name), tuple(n.id for n in inputs),
+                  tuple(n.id for n in outputs), tuple(group.members), parallel, size_slot)

@@ -14,21 +14,13 @@ rows) only for work big enough to pay (PARALLEL_MIN): they are memory-bound, and
 (0.5-4M elements) two threads saved 0.1-0.3 ms a loop, under 1 ms of a ~40 ms step, while
 compiling the parallel loops cost ~1 s of the cold first step. A plan's steps run one after
 another, so a parallel loop and a BLAS call never run at the same time and each may use the
-whole budget. (Splitting W3's GEMMs over two Python threads with one-threaded BLAS made them 2x
-slower on the busy 2-core machine: not done.) Numba's threading layer is OpenMP (`omp`): the
-`workqueue` layer aborts the process when two Python threads (two sessions) launch parallel
-loops at once. OMP_WAIT_POLICY=PASSIVE (unless the user set it) goes into the environment
-before libgomp loads: its threads then sleep after a loop instead of spinning, which on a busy
-2-core machine stole the cores from BLAS and made runs 3-13x slower (NUMBA_NOTES.md).
+whole budget (compiler.threads sets the budget up). Splitting W3's GEMMs over two Python
+threads with one-threaded BLAS made them 2x slower on the busy 2-core machine: not done.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
-import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +30,7 @@ import numpy as np
 
 from compiler import cache
 from compiler.codegen_cpu import Kernel
-from symgraph.files import write_atomically
+from compiler.threads import use_thread_budget
 from symgraph.graph import Node
 from symgraph.ops.nn import conv_output_size
 
@@ -48,72 +40,20 @@ DTYPES = ("float32", "float64")
 # loops gained nothing measurable from two threads at 1-4M elements (see the module docstring).
 PARALLEL_MIN = 1 << 23
 
-_modules: dict[bool, ModuleType] = {}
-_lock = threading.Lock()
-_threads: int | None = None  # the thread budget, found on first use
-
-
 def _load(parallel: bool) -> ModuleType:
     """The loops, serial or parallel, from a copy of SOURCE in the kernel cache (compiled by
     Numba on first call per dtype, then taken from the cache beside the copy)."""
-    with _lock:
-        if parallel in _modules:
-            return _modules[parallel]
-        text = SOURCE.read_text()
-        if parallel:
-            text = text.replace("\nPARALLEL = False", "\nPARALLEL = True", 1)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-        name = f"nn_{'parallel' if parallel else 'serial'}_{digest}"
-        directory = cache.cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{name}.py"
-        if not (path.exists() and path.read_text() == text):
-            cache.debug(2, f"cache miss: {name}: {path}")
-            write_atomically(path, text)
-        # a top-level module name: Numba's cache re-imports the module by it
-        module_name = f"symgraph_kernel_{name}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-        _modules[parallel] = module
-        return module
-
-
-def thread_budget() -> int:
-    """Threads a parallel loop may use: the cores this process may run on (at most
-    NUMBA_NUM_THREADS), or 1 where OpenMP is missing. Sets Numba's threading up on first call,
-    before any parallel launch (see the module docstring)."""
-    global _threads
-    with _lock:
-        if _threads is not None:
-            return _threads
-        import numba
-
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when libgomp loads, below
-        if "NUMBA_THREADING_LAYER" not in os.environ:
-            numba.config.THREADING_LAYER = "omp"
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cores = os.cpu_count() or 1
-        _threads = max(1, min(cores, numba.config.NUMBA_NUM_THREADS))
-        if _threads > 1 and numba.config.THREADING_LAYER == "omp":
-            try:
-                import numba.np.ufunc.omppool  # noqa: F401  (needs libgomp)
-            except ImportError:
-                _threads = 1
-        return _threads
+    text = SOURCE.read_text()
+    if parallel:
+        text = text.replace("\nPARALLEL = False", "\nPARALLEL = True", 1)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return cache.load_module(f"nn_{'parallel' if parallel else 'serial'}_{digest}", text)
 
 
 def loops(size: int) -> ModuleType:
     """The serial loops, or the parallel ones on the whole thread budget for big work."""
-    if size >= PARALLEL_MIN and thread_budget() > 1:
-        import numba
-
-        module = _load(True)
-        numba.set_num_threads(_threads)  # per calling thread: a session's thread may be new
-        return module
+    if size >= PARALLEL_MIN and use_thread_budget():
+        return _load(True)
     return _load(False)
 
 

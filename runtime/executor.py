@@ -91,7 +91,8 @@ def _run_node(node: Node, values: dict[int, Any], state: Any) -> None:
 
 def _run_kernel(kernel: Any, values: dict[int, Any], state: Any) -> None:
     try:
-        outs = kernel.fn(*[values[i] for i in kernel.inputs])
+        args = [values[i] for i in kernel.inputs]
+        outs = kernel.function_for(args)(*args)
     except ValueError:
         # The kernel refuses shapes it cannot loop over (operands that do not broadcast, or a
         # member smaller than the group at run time). Running its nodes one by one gives the

@@ -221,6 +221,9 @@ class Session:
             if key.graph is not self.graph:
                 raise ValueError(f"cannot feed {key.describe()}: it belongs to another graph "
                                  "than this session's")
+            if not self.graph.is_feedable(key):
+                raise ValueError(f"cannot feed {key.describe()}: the graph marks it as not "
+                                 "feedable (graph.prevent_feeding)")
             feeds[key.node.id] = convert_feed(key, value)
         return feeds
 

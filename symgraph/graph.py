@@ -172,6 +172,7 @@ class Graph:
         self._control_deps: list[list[Node]] = []
         self._collections: dict[str, list] = {}
         self._lock = threading.RLock()
+        self._unfeedable: set[int] = set()  # node ids whose values may not be fed
         self.seed: int | None = None  # graph-level random seed (sg.set_random_seed)
 
     # -- identity and lookup -------------------------------------------------------------------
@@ -194,6 +195,15 @@ class Graph:
         if not op_name or index != "0":
             raise KeyError(f"{name!r} is not a tensor name of the form 'op_name:0'")
         return self.get_operation_by_name(op_name).output
+
+    # -- feeding -------------------------------------------------------------------------------
+    def prevent_feeding(self, tensor: Tensor) -> None:
+        """Marks `tensor` as one whose value a run may not replace with a fed value (TF1's
+        `Graph.prevent_feeding`): for values that other parts of the graph rely on."""
+        self._unfeedable.add(tensor.node.id)
+
+    def is_feedable(self, tensor: Tensor) -> bool:
+        return tensor.node.id not in self._unfeedable
 
     # -- defaults -------------------------------------------------------------------------------
     @contextlib.contextmanager

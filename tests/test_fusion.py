@@ -159,3 +159,35 @@ def test_extrema_over_no_elements_give_their_identity_on_every_device(dtype):
     assert np.all(ref[0] == low) and np.all(ref[2] == low) and np.all(ref[1] == high)
     for r, c in zip(ref, cpu):
         np.testing.assert_array_equal(r, c)
+
+
+def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
+    from compiler import codegen_cpu, threads
+
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 5], name="x")
+        b = sg.placeholder(sg.float32, [5], name="b")
+        y = sg.tanh(x * 2.0 + b)
+        fetches = {
+            "full sum": sg.reduce_sum(y),  # one scalar accumulator: prange combines it
+            "rows": sg.reduce_max(y, axis=1),  # each outer index owns its accumulator
+            "columns": sg.reduce_sum(y, axis=0),  # outer indices would share one: serial only
+            "full max": sg.reduce_max(y),  # a max into one scalar: serial only
+        }
+    feeds = {x: np.linspace(-1, 1, 35, dtype=np.float32).reshape(7, 5),
+             b: np.arange(5, dtype=np.float32)}
+    cpu = sg.Session(graph=g, device="cpu")
+    expected = {"full sum": True, "rows": True, "columns": False, "full max": False}
+    for key, fetch in fetches.items():
+        (kernel,) = cpu.plan_for(fetch, feeds).kernels
+        assert (kernel.parallel is not None) == expected[key], key
+    if threads.thread_budget() < 2:
+        pytest.skip("one core: the parallel variants never run here")
+    monkeypatch.setattr(codegen_cpu, "PARALLEL_MIN", 0)
+    reference = sg.Session(graph=g, device="reference")
+    for key in ("full sum", "rows"):
+        np.testing.assert_allclose(cpu.run(fetches[key], feeds),
+                                   reference.run(fetches[key], feeds), rtol=1e-5, atol=1e-6)
+        (kernel,) = cpu.plan_for(fetches[key], feeds).kernels
+        assert kernel.parallel.signatures, "the parallel variant did not run"
