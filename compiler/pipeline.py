@@ -62,7 +62,12 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
         if kernel is not None:
             debug(1, f"kernel {kernel.name}: {node.opdef.name}")
             kernel_at[node.id] = kernel
-    return [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]
+    compiled = [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]
+    if target == "cpu":
+        from compiler.epilogue import attach_epilogues
+
+        compiled = attach_epilogues(compiled, keep)
+    return compiled
 
 
 def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],

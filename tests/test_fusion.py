@@ -191,3 +191,32 @@ def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
                                    reference.run(fetches[key], feeds), rtol=1e-5, atol=1e-6)
         (kernel,) = cpu.plan_for(fetches[key], feeds).kernels
         assert kernel.parallel.signatures, "the parallel variant did not run"
+
+
+def test_bias_add_and_activation_fuse_into_the_epilogue_of_matmul_and_conv():
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 3], name="x")
+        images = sg.placeholder(sg.float32, [None, 5, 5, 2], name="images")
+        dense = sg.nn.relu(sg.matmul(x, np.ones((3, 4), np.float32)) + 0.5)
+        conv = sg.nn.relu(sg.nn.conv2d(images, np.ones((3, 3, 2, 3), np.float32), 1, "SAME")
+                          - 1.0)
+        loss = sg.reduce_sum(dense) + sg.reduce_sum(conv)
+        product = sg.matmul(x, np.ones((3, 4), np.float32) * 2.0)
+        shared = sg.tanh(product) + sg.reduce_sum(product)  # the product read twice: no epilogue
+    rng = np.random.default_rng(0)
+    feeds = {x: rng.standard_normal((2, 3)).astype(np.float32),
+             images: rng.standard_normal((2, 5, 5, 2)).astype(np.float32)}
+    fetches = [loss, dense, conv, product, shared]
+    cpu = sg.Session(graph=g, device="cpu")
+    plan = cpu.plan_for([loss], feeds)
+    opened = [[m.opdef.name for m in k.members][0] for k in plan.kernels
+              if len(k.members) > 1 and k.members[0].opdef.name in ("matmul", "conv2d")]
+    assert sorted(opened) == ["conv2d", "matmul"]
+    assert not any(isinstance(s, sg.Operation) and s.opdef.name in ("matmul", "conv2d")
+                   for s in plan.steps)
+    plan = cpu.plan_for([product, shared], feeds)  # fetched, and read by two loops: kept apart
+    assert any(isinstance(s, sg.Operation) and s.opdef.name == "matmul" for s in plan.steps)
+    want = sg.Session(graph=g, device="reference").run(fetches, feeds)
+    for got, ref in zip(cpu.run(fetches, feeds), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
