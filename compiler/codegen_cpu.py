@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import cache, kernel_ir
+from compiler.codegen_cpu_threads import use_thread_budget
 from compiler.fusion import Group
 from compiler.kernel_ir import Compute, KernelIR, PartialCheck, Reduce, SameShapeCheck, Store
-from compiler.threads import use_thread_budget
 from symgraph.graph import Node
 
 HEADER = '''\

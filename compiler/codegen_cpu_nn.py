@@ -14,7 +14,7 @@ rows) only for work big enough to pay (PARALLEL_MIN): they are memory-bound, and
 (0.5-4M elements) two threads saved 0.1-0.3 ms a loop, under 1 ms of a ~40 ms step, while
 compiling the parallel loops cost ~1 s of the cold first step. A plan's steps run one after
 another, so a parallel loop and a BLAS call never run at the same time and each may use the
-whole budget (compiler.threads sets the budget up). Splitting W3's GEMMs over two Python
+whole budget (compiler.codegen_cpu_threads sets the budget up). Splitting W3's GEMMs over two Python
 threads with one-threaded BLAS made them 2x slower on the busy 2-core machine: not done.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from compiler import cache
 from compiler.codegen_cpu import Kernel
-from compiler.threads import use_thread_budget
+from compiler.codegen_cpu_threads import use_thread_budget
 from symgraph.graph import Node
 from symgraph.ops.nn import conv_output_size
 

@@ -162,7 +162,7 @@ def test_extrema_over_no_elements_give_their_identity_on_every_device(dtype):
 
 
 def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
-    from compiler import codegen_cpu, threads
+    from compiler import codegen_cpu, codegen_cpu_threads
 
     g = sg.Graph()
     with g.as_default():
@@ -182,7 +182,7 @@ def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
     for key, fetch in fetches.items():
         (kernel,) = cpu.plan_for(fetch, feeds).kernels
         assert (kernel.parallel is not None) == expected[key], key
-    if threads.thread_budget() < 2:
+    if codegen_cpu_threads.thread_budget() < 2:
         pytest.skip("one core: the parallel variants never run here")
     monkeypatch.setattr(codegen_cpu, "PARALLEL_MIN", 0)
     reference = sg.Session(graph=g, device="reference")

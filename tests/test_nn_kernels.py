@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
-from compiler import codegen_cpu_nn, threads
+from compiler import codegen_cpu_nn, codegen_cpu_threads
 from runtime import executor
 from symgraph.graph import apply
 from symgraph.ops import nn as nn_ops
@@ -104,7 +104,7 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksiz
 def test_parallel_loops_match_the_reference(monkeypatch):
     """The prange loops (for big work) on tiny work give the reference's values: im2col,
     col2im and max pooling's gradient, whose overlapping windows share an image."""
-    if threads.thread_budget() < 2:
+    if codegen_cpu_threads.thread_budget() < 2:
         pytest.skip("one core (or no OpenMP): the loops never run in parallel here")
     monkeypatch.setattr(codegen_cpu_nn, "PARALLEL_MIN", 0)
     loaded: list[bool] = []
