@@ -24,7 +24,7 @@ from symgraph.ops.elementwise import (
 )
 from symgraph.ops.inference import rank_of
 from symgraph.ops.nn import conv_output_size, log_softmax, softmax
-from symgraph.ops.reduce import reduce_mean, reduce_sum
+from symgraph.ops.reduce import in_top_k, reduce_mean, reduce_sum
 from symgraph.ops.shape_ops import squeeze
 from symgraph.shapes import normalize_axes, normalize_axis
 
@@ -34,7 +34,7 @@ __all__ = [
     "softmax_cross_entropy_with_logits_v2", "sparse_softmax_cross_entropy_with_logits",
     "sigmoid_cross_entropy_with_logits", "l2_loss", "bias_add", "dropout", "conv2d",
     "max_pool2d", "avg_pool2d", "max_pool", "avg_pool", "moments", "batch_normalization",
-    "conv_output_size",
+    "conv_output_size", "in_top_k",
 ]
 
 

@@ -28,6 +28,15 @@ def pop(session: Any) -> None:
         stack.pop()
 
 
+def remove(session: Any) -> None:
+    """Takes `session` off the stack wherever it is (an InteractiveSession closed out of order)."""
+    stack = _stack()
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is session:
+            del stack[i]
+            return
+
+
 def get_default_session() -> Any:
     """The innermost session entered with `with sess:` or `sess.as_default()`."""
     stack = _stack()

@@ -93,6 +93,14 @@ def load_data(validation_size: int = 5000, flatten: bool = True, one_hot: bool =
                     split(test_x, test_y), source)
 
 
+def load_raw(data_dir: str | os.PathLike | None = None) -> tuple[Any, Any]:
+    """((train pixels, labels), (test pixels, labels)) as stored: uint8 (n, 28, 28) pixels of
+    the 60,000 training and 10,000 test images, in file order, for readers that split and
+    scale themselves (TF1's input_data). Same sources and errors as `load_data`."""
+    train, test, _ = _read_raw(data_dir)
+    return train, test
+
+
 def default_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Where IDX files are looked for, in order."""
     dirs = [Path(data_dir)] if data_dir is not None else []

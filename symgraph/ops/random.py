@@ -200,6 +200,25 @@ def random_uniform(shape: Any, minval: Any = 0, maxval: Any = None, dtype: Any =
                  minval=float(minval), maxval=float(maxval))
 
 
+def _uniform_like(state: Any, node: Any, x: np.ndarray) -> np.ndarray:
+    return _float_draw(lambda t: state.rng(node).random(np.shape(x), dtype=t), node.dtype)
+
+
+# U[0, 1) of another tensor's run-time shape: the noise of dropout with a tensor keep_prob, whose
+# input has a batch dimension known only when fed (a static-shape draw cannot be used there).
+RANDOM_UNIFORM_LIKE = register(OpDef(
+    "random_uniform_like", OpKind.STATE, lambda i, a: TensorType(a["dtype"], i[0].shape), None,
+    grad=NOT_DIFFERENTIABLE, shape_inputs=(0,), effect=_uniform_like))
+
+
+def random_uniform_like(x: Any, dtype: Any = _dt.float32, seed: int | None = None,
+                        name: str | None = None) -> Tensor:
+    """Uniform values in [0, 1) of `x`'s run-time shape (None dims allowed); new every run."""
+    x = convert_to_tensor(x)
+    dtype = _float_dtype(dtype, "random_uniform_like")
+    return apply(RANDOM_UNIFORM_LIKE, x, name=name, dtype=dtype, seed=get_seed(seed, x.graph))
+
+
 # TF2-style names, for `sg.random.normal(...)`.
 normal = random_normal
 uniform = random_uniform

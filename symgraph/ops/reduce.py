@@ -107,10 +107,26 @@ REDUCE_SUM = register(OpDef("reduce_sum", R, _reduce_infer("fiu"), _np_reduce(np
 REDUCE_MEAN = register(OpDef("reduce_mean", R, _reduce_infer("fiu"), _np_reduce(np.mean),
                              grad=_mean_grad, reduce_combine="({0} + {1})",
                              reduce_finish="({0} / {1})"))
-REDUCE_MAX = register(OpDef("reduce_max", R, _reduce_infer("fiu"), _np_reduce(np.max),
+def _np_extremum(fn, sign: int):
+    """max/min that give their identity over no elements (-inf for max, the lowest integer for
+    ints), as the compiled kernels do and as TF does, where NumPy would raise."""
+    def run(x: np.ndarray, axis: tuple | None, keepdims: bool) -> np.ndarray:
+        if x.size:
+            return fn(x, axis=axis, keepdims=keepdims)
+        if x.dtype.kind == "f":
+            identity = -sign * np.inf
+        else:
+            info = np.iinfo(x.dtype)
+            identity = info.min if sign > 0 else info.max
+        return fn(x, axis=axis, keepdims=keepdims, initial=identity)
+
+    return run
+
+
+REDUCE_MAX = register(OpDef("reduce_max", R, _reduce_infer("fiu"), _np_extremum(np.max, 1),
                             grad=_extremum_grad, reduce_combine="maximum_({0}, {1})",
                             reduce_init=-np.inf))
-REDUCE_MIN = register(OpDef("reduce_min", R, _reduce_infer("fiu"), _np_reduce(np.min),
+REDUCE_MIN = register(OpDef("reduce_min", R, _reduce_infer("fiu"), _np_extremum(np.min, -1),
                             grad=_extremum_grad, reduce_combine="minimum_({0}, {1})",
                             reduce_init=np.inf))
 REDUCE_PROD = register(OpDef("reduce_prod", R, _reduce_infer("fiu"), _np_reduce(np.prod),
@@ -277,5 +293,45 @@ def one_hot(indices: Any, depth: int, on_value: Any = None, off_value: Any = Non
                  axis=axis, dtype=dtype)
 
 
+def _in_top_k_infer(inputs: list, attrs: dict) -> TensorType:
+    predictions, targets = inputs
+    check_kind(predictions, "f")
+    check_kind(targets, "iu")
+    if predictions.shape.rank not in (None, 2) or targets.shape.rank not in (None, 1):
+        raise ValueError(f"in_top_k needs predictions (batch, classes) and targets (batch,), got "
+                         f"{predictions.describe()} and {targets.describe()}")
+    batch = predictions.shape[0] if predictions.shape.rank else None
+    if targets.shape.rank and not TensorShape([batch]).is_compatible_with(targets.shape):
+        raise ValueError(f"in_top_k: {targets.describe()} does not match the batch of "
+                         f"{predictions.describe()}")
+    if batch is None and targets.shape.rank:
+        batch = targets.shape[0]
+    return TensorType(_dt.bool_, TensorShape([batch]))
+
+
+def _in_top_k_np(predictions: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """TF1's rule: the target's score is beaten by fewer than k classes (ties all count as in);
+    a target out of range, or a row with a non-finite score, is never in the top k."""
+    classes = predictions.shape[1]
+    valid = (targets >= 0) & (targets < classes) & np.isfinite(predictions).all(axis=1)
+    safe = np.where(valid, targets, 0)
+    score = predictions[np.arange(len(targets)), safe]
+    beaten_by = (predictions > score[:, None]).sum(axis=1)
+    return valid & (beaten_by < k)
+
+
+IN_TOP_K = register(OpDef("in_top_k", OpKind.INDEX, _in_top_k_infer, _in_top_k_np,
+                          grad=NOT_DIFFERENTIABLE))
+
+
+def in_top_k(predictions: Any, targets: Any, k: int, name: str | None = None) -> Tensor:
+    """Whether each target class is among the k highest predictions of its row (TF1's
+    `tf.nn.in_top_k`): predictions float (batch, classes), targets int (batch,) -> bool (batch,).
+    """
+    p = convert_to_tensor(predictions)
+    t = convert_to_tensor(targets, graph=p.graph)
+    return apply(IN_TOP_K, p, t, name=name, k=int(k))
+
+
 __all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
-           "sum_to", "argmax", "argmin", "one_hot"]
+           "sum_to", "argmax", "argmin", "one_hot", "in_top_k"]

@@ -1,0 +1,1 @@
+"""`tensorflow.examples` of TF1: only `tutorials.mnist.input_data`."""

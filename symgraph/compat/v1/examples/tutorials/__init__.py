@@ -1,0 +1,1 @@
+"""`tensorflow.examples.tutorials` of TF1: only `mnist.input_data`."""
