@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 
 from compiler.cache import debug
+from runtime.executor import evaluate_naming_errors
 from runtime.numerics import NumericsChecker
 from runtime.reference import evaluate
 from runtime.variables import VariableStore
-from symgraph.errors import InvalidArgumentError, OpError
+from symgraph.errors import InvalidArgumentError
 from symgraph.graph import Node
 
 # nodes that are views of their first input on the device (same elements, same order)
@@ -331,17 +332,7 @@ class CudaDevice:
         self.stats.host_ops[node.opdef.name] += 1
         if self.stats.host_ops[node.opdef.name] == 1:
             debug(2, f"cuda: {node.opdef.name} runs on the host (no device kernel yet)")
-        try:
-            value = evaluate(node, args, _HostState(self.store, run))
-        except OpError as e:
-            if e.node is None:
-                raise type(e)(f"{node.describe()}: {e}", node) from None
-            raise
-        except Exception as e:  # a NumPy error for run-time values: name the op and its inputs
-            inputs = ", ".join(f"{t.name} {np.shape(a)} {np.asarray(a).dtype}"
-                               for t, a in zip(node.inputs, args) if a is not None)
-            raise InvalidArgumentError(f"{node.describe()} failed on inputs [{inputs}]: "
-                                       f"{type(e).__name__}: {e}", node) from e
+        value = evaluate_naming_errors(node, args, _HostState(self.store, run))
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.setflags(write=False)
         run.put(node.id, value)

@@ -76,8 +76,14 @@ def _run_observed(plan: Any, values: dict[int, Any], state: Any,
 def _run_node(node: Node, values: dict[int, Any], state: Any) -> None:
     refs = node.opdef.ref_inputs
     args = [None if i in refs else values[t.node.id] for i, t in enumerate(node.inputs)]
+    values[node.id] = evaluate_naming_errors(node, args, state)
+
+
+def evaluate_naming_errors(node: Node, args: list, state: Any) -> Any:
+    """The node's reference value; any failure comes back naming the op, its line and its
+    inputs' shapes and dtypes (every device's host path goes through here)."""
     try:
-        values[node.id] = evaluate(node, args, state)
+        return evaluate(node, args, state)
     except OpError as e:
         if e.node is None:  # raised by an op's own function (check_numerics): name the op
             raise type(e)(f"{node.describe()}: {e}", node) from None
