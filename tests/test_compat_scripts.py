@@ -79,6 +79,13 @@ def test_script_learns_with_few_steps(name, monkeypatch, tmp_path, capsys):
     np.random.seed(0)  # the batches' order
     sg.reset_default_graph()
     sg.set_random_seed(0)  # the initial weights: the scripts set no seed, CI wants the same run
+    graph_init = sg.Graph.__init__
+
+    def seeded_graph(self):  # the same for a script's own `tf.Graph().as_default()`
+        graph_init(self)
+        self.seed = 0
+
+    monkeypatch.setattr(sg.Graph, "__init__", seeded_graph)
     try:
         runpy.run_path(str(SCRIPTS / f"{name}.py"), run_name="__main__")
     except SystemExit as e:  # tf.app.run exits with main's result
