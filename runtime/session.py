@@ -12,7 +12,7 @@ import numpy as np
 from compiler.memory import MemoryReport, check_fits, plan_memory
 from compiler.pipeline import TARGETS, compile_plan
 from compiler.plan import Plan
-from runtime import executor
+from runtime import executor, host_memory
 from runtime.fetches import flatten
 from runtime.variables import VariableStore
 from symgraph import debugging, session_context
@@ -49,6 +49,7 @@ class Session:
             raise ValueError(f"unknown device {device!r}; available: {', '.join(DEVICES)}")
         self.graph = graph if graph is not None else get_default_graph()
         self.device = device
+        host_memory.keep_freed_pages()  # runs reuse their big arrays' pages (see the module)
         # the cuda device keeps its buffer pool, variables and constants for the session's life
         self._device = _cuda_device() if device == "cuda" else None
         self._store = VariableStore() if self._device is None else self._device.store

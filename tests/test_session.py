@@ -1,6 +1,10 @@
 """Session.run: fetch structures, feeds, pruning, variable state, conversions and lifetime."""
 
 import collections
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -285,3 +289,26 @@ def test_session_on_an_explicit_graph():
     with sg.Session(graph=g) as sess:
         assert sg.get_default_graph() is g  # a session's `with` makes its graph the default
         assert sess.run(c * c) == 4.0
+
+
+_GLIBC_LINUX = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+_HEAP_PROBE = """
+import numpy as np, symgraph as sg
+sg.Session()
+a = np.empty(64 << 20, np.uint8)  # above glibc's default mmap threshold (at most 32 MiB)
+heap = [l.split()[0] for l in open('/proc/self/maps') if l.rstrip().endswith('[heap]')]
+inside = any(int(lo, 16) <= a.ctypes.data < int(hi, 16)
+             for lo, hi in (r.split('-') for r in heap))
+print('heap' if inside else 'mapped')
+"""
+
+
+@pytest.mark.skipif(not _GLIBC_LINUX, reason="the allocator setting exists on glibc only")
+@pytest.mark.parametrize("setting, where", [("", "heap"), ("default", "mapped")])
+def test_big_arrays_come_from_the_heap_once_a_session_exists(setting, where):
+    # runtime/host_memory.py: a plan's big arrays are reused from the heap run after run
+    # instead of being mapped (and page-faulted) anew; SYMGRAPH_HOST_MALLOC=default opts out
+    env = {**os.environ, "SYMGRAPH_HOST_MALLOC": setting}
+    out = subprocess.run([sys.executable, "-c", _HEAP_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == where
