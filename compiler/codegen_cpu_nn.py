@@ -20,6 +20,7 @@ threads with one-threaded BLAS made them 2x slower on the busy 2-core machine: n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ DTYPES = ("float32", "float64")
 # loops gained nothing measurable from two threads at 1-4M elements (see the module docstring).
 PARALLEL_MIN = 1 << 23
 
+@functools.cache  # once per process: not a file read and hash per call
 def _load(parallel: bool) -> ModuleType:
     """The loops, serial or parallel, from a copy of SOURCE in the kernel cache (compiled by
     Numba on first call per dtype, then taken from the cache beside the copy)."""

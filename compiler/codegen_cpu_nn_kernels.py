@@ -20,29 +20,59 @@ PARALLEL = False  # the loader's parallel copy says True
 FLAGS = {"cache": True, "nogil": True, "parallel": PARALLEL, "error_model": "numpy",
          "fastmath": {"contract", "arcp", "nsz", "reassoc"}}  # no nnan: NaN checks stay
 HELPER = {**FLAGS, "parallel": False}  # called inside the loops: nothing to spread
+SHALLOW = 8  # input channels under which im2col copies tap by tap (see im2col)
 
 
 @njit(**FLAGS)
 def im2col(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, cols):
     """cols[(n oh + i) ow + j, (a kw + b) C + c] = x[n, i sh + a dh - top, j sw + b dw - left, c],
-    0 where that is padding: conv2d(x, w) = cols @ w.reshape(kh kw C, O)."""
+    0 where that is padding: conv2d(x, w) = cols @ w.reshape(kh kw C, O).
+
+    Deep inputs are copied row by row, a tap's C channels at a time. Shallow ones (C under
+    SHALLOW) tap by tap, over the run of output columns whose input column is inside the
+    image (found once, not tested per element): one channel is a strided copy over j, not a
+    loop of one element per (j, tap); 64x28x28x1 took 0.63 ms against 1.24 row by row, while
+    C = 32 took 0.95 ms against 0.59 (the rows of cols are written far apart)."""
     nb, h, w, c = x.shape
     for p in prange(nb * oh):
         n = p // oh
         i = p % oh
-        for j in range(ow):
-            row = p * ow + j
-            for a in range(kh):
-                r = i * sh + a * dh - top
-                for b in range(kw):
-                    s = j * sw + b * dw - left
-                    base = (a * kw + b) * c
-                    if r >= 0 and r < h and s >= 0 and s < w:
-                        for k in range(c):
-                            cols[row, base + k] = x[n, r, s, k]
-                    else:
-                        for k in range(c):
-                            cols[row, base + k] = 0
+        first = p * ow
+        if c >= SHALLOW:
+            for j in range(ow):
+                row = first + j
+                for a in range(kh):
+                    r = i * sh + a * dh - top
+                    for b in range(kw):
+                        s = j * sw + b * dw - left
+                        base = (a * kw + b) * c
+                        if r >= 0 and r < h and s >= 0 and s < w:
+                            for k in range(c):
+                                cols[row, base + k] = x[n, r, s, k]
+                        else:
+                            for k in range(c):
+                                cols[row, base + k] = 0
+            continue
+        for a in range(kh):
+            r = i * sh + a * dh - top
+            inside_r = r >= 0 and r < h
+            for b in range(kw):
+                base = (a * kw + b) * c
+                off = b * dw - left  # input column of output column j: j sw + off
+                j0 = min(max(-(off // sw), 0), ow)  # first j with j sw + off >= 0
+                j1 = min(max((w - 1 - off) // sw + 1, j0), ow)  # past the last j inside
+                if not inside_r:
+                    j0 = j1 = ow
+                for j in range(j0):
+                    for k in range(c):
+                        cols[first + j, base + k] = 0
+                for j in range(j0, j1):
+                    s = j * sw + off
+                    for k in range(c):
+                        cols[first + j, base + k] = x[n, r, s, k]
+                for j in range(j1, ow):
+                    for k in range(c):
+                        cols[first + j, base + k] = 0
 
 
 @njit(**FLAGS)
@@ -92,15 +122,30 @@ def _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, m, best):
 
 @njit(**FLAGS)
 def max_pool(x, kh, kw, sh, sw, top, left, neg_inf, y):
-    """y[n, i, j, c] = the maximum of x over window (i, j); padding is -inf and never wins."""
-    nb, c = x.shape[0], x.shape[3]
+    """y[n, i, j, c] = the maximum of x over window (i, j); padding is -inf and never wins, a
+    NaN wins at its first tap (the values _first_max gives, without the taps' indices, and
+    skipping padded taps instead of testing each element: 2x faster on W3's first pool)."""
+    nb, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
     for p in prange(nb * oh):
         n = p // oh
         i = p % oh
-        best = np.empty(c, np.int64)
         for j in range(ow):
-            _first_max(x, n, i, j, kh, kw, sh, sw, top, left, neg_inf, y[n, i, j], best)
+            out = y[n, i, j]
+            out[:] = neg_inf
+            for a in range(kh):
+                r = i * sh + a - top
+                if r < 0 or r >= h:
+                    continue
+                for b in range(kw):
+                    s = j * sw + b - left
+                    if s < 0 or s >= w:
+                        continue
+                    tap = x[n, r, s]
+                    for k in range(c):
+                        v = tap[k]
+                        m = out[k]
+                        out[k] = v if v > m or (v != v and m == m) else m
 
 
 @njit(**FLAGS)
