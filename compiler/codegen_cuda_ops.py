@@ -1,6 +1,7 @@
 """CUDA kernels for the ops that do not fuse: matmul (a tiled shared-memory GEMM), softmax and
 log_softmax, and the two softmax cross-entropies (one block per row, block reductions in shared
-memory), as plan steps like codegen_cuda.CudaKernel.
+memory), as plan steps like codegen_cuda.CudaKernel. `gemm` is the GEMM's one launcher:
+matmul and the convolutions (codegen_cuda_nn) call it.
 
 The kernels are one source template (LIBRARY) rendered per dtype (shared arrays need it at
 compile time) and loaded through the kernel cache. Arithmetic stays in the dtype: every number
@@ -38,30 +39,35 @@ BLOCK = BLOCK_SIZE
 
 
 @cuda.jit(cache=True)
-def gemm(a, b, c, m, n, k, sam, sak, sbk, sbn, aoff, boff):
-    """c[z, row, col] = sum_q A[z, row, q] B[z, q, col]: TILE x TILE output tiles, the operands
-    staged through shared memory TILE columns of A and rows of B at a time."""
+def gemm(a, b, c, m, n, k, sam, sak, sbk, sbn, aoff, boff, batch):
+    """c[z, row, col] = sum_q A[z, row, q] B[z, q, col]: TILE x TILE output tiles, each block
+    taking tiles in turn (grid-stride: any size fits the grid, and the simulator starts few
+    threads), the operands staged through shared memory TILE columns of A and rows of B at a
+    time."""
     ta = cuda.shared.array((TILE, TILE), DTYPE)
     tb = cuda.shared.array((TILE, TILE), DTYPE)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    col = cuda.blockIdx.x * TILE + tx
-    row = cuda.blockIdx.y * TILE + ty
-    z = cuda.blockIdx.z
-    ao = aoff[z]
-    bo = boff[z]
-    acc = ZERO
-    for t in range((k + TILE - 1) // TILE):
-        q = t * TILE + tx
-        ta[ty, tx] = a[ao + row * sam + q * sak] if row < m and q < k else ZERO
-        q = t * TILE + ty
-        tb[ty, tx] = b[bo + q * sbk + col * sbn] if q < k and col < n else ZERO
-        cuda.syncthreads()
-        for j in range(TILE):
-            acc += ta[ty, j] * tb[j, tx]
-        cuda.syncthreads()
-    if row < m and col < n:
-        c[(z * m + row) * n + col] = acc
+    across = (n + TILE - 1) // TILE
+    tiles = ((m + TILE - 1) // TILE) * across
+    for w in range(cuda.blockIdx.x, batch * tiles, cuda.gridDim.x):
+        z = w // tiles
+        col = (w % across) * TILE + tx
+        row = ((w - z * tiles) // across) * TILE + ty
+        ao = aoff[z]
+        bo = boff[z]
+        acc = ZERO
+        for t in range((k + TILE - 1) // TILE):
+            q = t * TILE + tx
+            ta[ty, tx] = a[ao + row * sam + q * sak] if row < m and q < k else ZERO
+            q = t * TILE + ty
+            tb[ty, tx] = b[bo + q * sbk + col * sbn] if q < k and col < n else ZERO
+            cuda.syncthreads()
+            for j in range(TILE):
+                acc += ta[ty, j] * tb[j, tx]
+            cuda.syncthreads()
+        if row < m and col < n:
+            c[(z * m + row) * n + col] = acc
 
 
 @cuda.jit(device=True)
@@ -178,7 +184,8 @@ def _tile_and_block(config: LaunchConfig) -> tuple[int, int]:
 class CudaNodeKernel:
     """One node on the device: `launch(args, alloc, release)` as codegen_cuda.CudaKernel.
     `host_check(arrays)` (if any) validates the inputs named in `checked` on the host first,
-    raising ValueError (the executor then runs the node's reference, which names the error)."""
+    raising ValueError (the executor then runs the node's reference, which names the error).
+    `reads[i]` False: input i is read only for its shape (the device does not copy it in)."""
 
     name: str
     run: Callable[..., Any]
@@ -187,12 +194,13 @@ class CudaNodeKernel:
     members: tuple[Node, ...]
     checked: tuple[int, ...] = ()
     host_check: Callable[[Sequence[np.ndarray]], None] | None = None
+    reads: tuple[bool, ...] | None = None
     config: LaunchConfig = field(default_factory=launch_config)
     memo: dict = field(default_factory=dict)  # per-shape device data (GEMM batch offsets)
 
     def launch(self, args: Sequence[Any], alloc: Alloc, release: Callable[[Any], None]
                ) -> tuple[Any, ...]:
-        return (self.run(self, args, alloc),)
+        return (self.run(self, args, alloc, release),)
 
 
 def _flat(a: Any) -> Any:
@@ -203,7 +211,7 @@ def _matmul(node: Node) -> Callable[..., Any]:
     ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
     dtype = np.dtype(node.dtype.np)
 
-    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc) -> Any:
+    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc, release: Any) -> Any:
         from numba import cuda
 
         a, b = args
@@ -229,14 +237,32 @@ def _matmul(node: Node) -> Callable[..., Any]:
         # element (r, q) of op(A): A[r, q] at r*k + q, or A^T stored (k, m) at q*m + r
         sam, sak = (1, m) if ta else (k, 1)
         sbk, sbn = (1, k) if tb else (n, 1)
-        tile, _ = _tile_and_block(kernel.config)
-        lib = library(dtype.name, *_tile_and_block(kernel.config))
-        grid = (-(-n // tile), -(-m // tile), z)
-        lib.gemm[grid, (tile, tile)](_flat(a), _flat(b), _flat(out), m, n, k, sam, sak, sbk, sbn,
-                                     offsets[0], offsets[1])
+        gemm(kernel, dtype, _flat(a), _flat(b), _flat(out), m, n, k, sam, sak, sbk, sbn,
+             offsets, z)
         return out
 
     return run
+
+
+def gemm(kernel: CudaNodeKernel, dtype: np.dtype, a: Any, b: Any, out: Any, m: int, n: int,
+         k: int, sam: int, sak: int, sbk: int, sbn: int, offsets: tuple | None = None,
+         z: int = 1) -> None:
+    """out (z, m, n) = A @ B on the device, all flat arrays of `dtype`: A's element (r, q) at
+    offsets[0][batch] + r sam + q sak, B's (q, c) at offsets[1][batch] + q sbk + c sbn, so a
+    transposed operand is a choice of strides, not a copy. offsets None: one matrix pair at 0."""
+    if not (m and n and z):
+        return
+    if offsets is None:
+        offsets = kernel.memo.get("one")
+        if offsets is None:
+            from numba import cuda
+
+            zero = cuda.to_device(np.zeros(1, np.int64))
+            offsets = kernel.memo["one"] = (zero, zero)
+    tile, block = _tile_and_block(kernel.config)
+    blocks = min(z * -(-m // tile) * -(-n // tile), kernel.config.max_blocks)
+    library(dtype.name, tile, block).gemm[blocks, (tile, tile)](a, b, out, m, n, k, sam, sak, sbk,
+                                                                sbn, offsets[0], offsets[1], z)
 
 
 def _rows(shape: tuple, axis: int) -> tuple[int, int, int]:
@@ -256,7 +282,7 @@ def _grid(kernel: CudaNodeKernel, rows: int) -> tuple[int, int]:
 def _softmax(node: Node, logarithm: bool) -> Callable[..., Any]:
     axis = node.attrs["axis"]
 
-    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc) -> Any:
+    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc, release: Any) -> Any:
         (x,) = args
         out = alloc(tuple(x.shape), np.dtype(x.dtype))
         if x.ndim == 0:
@@ -275,7 +301,7 @@ def _xent(node: Node) -> Callable[..., Any]:
     axis = node.attrs["axis"]
     dtype = np.dtype(node.dtype.np)
 
-    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc) -> Any:
+    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc, release: Any) -> Any:
         labels, x = args
         if x.ndim == 0 or tuple(labels.shape) != tuple(x.shape):
             raise ValueError("labels and logits differ")  # the reference decides
@@ -294,7 +320,7 @@ def _xent(node: Node) -> Callable[..., Any]:
 def _sparse_xent(node: Node) -> Callable[..., Any]:
     dtype = np.dtype(node.dtype.np)
 
-    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc) -> Any:
+    def run(kernel: CudaNodeKernel, args: Sequence[Any], alloc: Alloc, release: Any) -> Any:
         labels, x = args
         shape = tuple(x.shape)
         if tuple(labels.shape) != shape[:-1]:
@@ -323,14 +349,22 @@ def _check_labels(node: Node) -> Callable[[Sequence[np.ndarray]], None]:
 
 
 FLOATS = ("float32", "float64")
+# convolution and pooling: codegen_cuda_nn's kernels
+NN_OPS = frozenset({"conv2d", "conv2d_input_grad", "conv2d_filter_grad", "max_pool2d",
+                    "max_pool2d_grad", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_grad"})
 GEMM_DTYPES = FLOATS + ("int32", "int64")
 
 
 def compile_node(node: Node) -> CudaNodeKernel | None:
-    """A device kernel step for a matmul, softmax or cross-entropy node, or None (the node then
-    runs on the host, through its reference function)."""
+    """A device kernel step for a matmul, softmax, cross-entropy, convolution or pooling node
+    (the last two from codegen_cuda_nn), or None (the node then runs on the host, through its
+    reference function)."""
     op, dtype = node.opdef.name, node.dtype.np.name
     inputs = tuple(t.node.id for t in node.inputs)
+    if op in NN_OPS:
+        from compiler.codegen_cuda_nn import compile_node as compile_nn  # it imports this module
+
+        return compile_nn(node)
     if op == "matmul" and dtype in GEMM_DTYPES:
         run, extra = _matmul(node), {}
     elif op in ("softmax", "log_softmax") and dtype in FLOATS:

@@ -14,13 +14,15 @@ allocates nothing after its first run: an updated weight is written into a buffe
 weight's previous value gave back at the end of the run before. Buffers are not reused within a
 run yet: a run's device memory peak is the sum of its values.
 
-Steps. A fused group is a codegen_cuda.CudaKernel, matmul / softmax / cross-entropy a
-codegen_cuda_ops.CudaNodeKernel; variables, assignments, reads and constants are handled here
-(constants are copied in once per plan); reshape, expand_dims and squeeze are views of a
-device value. Every other node runs on the host through its NumPy reference, its inputs copied
-out and its output copied in when a device step needs it: an explicit fallback, counted per op
-in `Stats.host_ops` (and printed with SYMGRAPH_DEBUG=2), until those ops get device kernels.
-numba.cuda is imported only inside functions.
+Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy,
+convolution and pooling a codegen_cuda_ops.CudaNodeKernel (the last two built by
+codegen_cuda_nn; an input a kernel reads only for its shape is not copied in). Variables,
+assignments, reads and constants are handled here (constants are copied in once per plan);
+reshape, expand_dims and squeeze are views of a device value. Every other node runs on the
+host through its NumPy reference, its inputs copied out and its output copied in when a device
+step needs it: an explicit fallback, counted per op in `Stats.host_ops` (and printed with
+SYMGRAPH_DEBUG=2), until those ops get device kernels. numba.cuda is imported only inside
+functions.
 """
 
 from __future__ import annotations
@@ -266,7 +268,8 @@ class CudaDevice:
 
     def _kernel(self, kernel: Any, run: _Run) -> None:
         ir = getattr(kernel, "ir", None)
-        reads = [True] * len(kernel.inputs) if ir is None else [i.read for i in ir.inputs]
+        reads = [i.read for i in ir.inputs] if ir is not None else \
+            getattr(kernel, "reads", None) or [True] * len(kernel.inputs)
         try:
             for i in getattr(kernel, "checked", ()):
                 kernel.host_check([run.host(kernel.inputs[i])])
