@@ -92,6 +92,54 @@ def _need(ok: bool, what: str) -> None:
 # ---- convolution: im2col + GEMM ------------------------------------------------------------------
 
 
+class _Patches:
+    """The im2col columns of one input value, handed by a convolution to the filter gradient of
+    the same input and geometry later in the same run (see share_patches). The value is known
+    by identity: a run's values are new arrays that nothing writes to, so the same object in
+    the same run holds the same numbers; a different object (the next run) gets no columns."""
+
+    __slots__ = ("source", "cols")
+
+    def __init__(self) -> None:
+        self.source: Any = None
+        self.cols: np.ndarray | None = None
+
+    def put(self, source: Any, cols: np.ndarray) -> None:
+        self.source, self.cols = source, cols
+
+    def take(self, source: Any, shape: tuple) -> np.ndarray | None:
+        """The columns of `source` if they are here (and of `shape`); the slot is emptied, so
+        that they are not held past their one reader."""
+        cols = self.cols if self.source is source else None
+        self.source = self.cols = None
+        return cols if cols is not None and cols.shape == shape else None
+
+
+def share_patches(kernels: Sequence[Any]) -> None:
+    """Pairs each convolution with the filter gradient of the same input value, geometry and
+    filter shape in one plan: the gradient then reuses the forward's im2col columns instead of
+    building them again (on W3, 0.5-0.6 ms a layer of a ~20 ms step). The columns stay alive
+    from the forward to the backward pass: memory for time, as the values of autodiff do (and
+    like other kernel temporaries, they are not in the plan's memory report)."""
+    forward: dict[tuple, _Conv] = {}
+    backward: dict[tuple, _Conv] = {}
+    for kernel in kernels:
+        conv = getattr(getattr(kernel, "fn", None), "conv", None)
+        if conv is None:
+            continue
+        node = kernel.members[0]
+        side = {"conv2d": forward, "conv2d_filter_grad": backward}.get(node.opdef.name)
+        if side is None:
+            continue
+        filt = node.inputs[1 if side is forward else 2].shape
+        key = (node.inputs[0].node.id, conv.strides, conv.dilations, conv.padding,
+               tuple(filt) if filt.rank is not None else None)
+        side.setdefault(key, conv)
+    for key, conv in forward.items():
+        if key in backward:
+            conv.patches = backward[key].patches = _Patches()
+
+
 class _Conv:
     """One convolution geometry (static attrs) and its run-time im2col / col2im."""
 
@@ -100,6 +148,7 @@ class _Conv:
         self.dilations = tuple(attrs["dilations"])
         self.padding = attrs["padding"]
         self.dtype = dtype
+        self.patches: _Patches | None = None  # shared with the partner kernel (share_patches)
 
     def geometry(self, x_shape: tuple, w_shape: tuple) -> tuple[int, int, int, int]:
         _need(len(x_shape) == 4 and len(w_shape) == 4 and x_shape[3] == w_shape[2],
@@ -138,15 +187,19 @@ class _Conv:
 def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     conv = _Conv(attrs, dtype)
 
-    def conv2d(x: np.ndarray, w: np.ndarray) -> tuple:
+    def conv2d(source: np.ndarray, w: np.ndarray) -> tuple:
         # y[n, i, j, o] = sum over (a, b, c) of patch(x)[n, i, j, (a, b, c)] w[a, b, c, o]
-        x, w = _input(x, dtype), _input(w, dtype)
+        x, w = _input(source, dtype), _input(w, dtype)
         geometry = conv.geometry(x.shape, w.shape)
         o = w.shape[3]
         y = np.empty((x.shape[0], geometry[0], geometry[1], o), dtype)
-        np.matmul(conv.im2col(x, w.shape, geometry), w.reshape(-1, o), out=y.reshape(-1, o))
+        cols = conv.im2col(x, w.shape, geometry)
+        np.matmul(cols, w.reshape(-1, o), out=y.reshape(-1, o))
+        if conv.patches is not None:
+            conv.patches.put(source, cols)
         return (y,)
 
+    conv2d.conv = conv  # type: ignore[attr-defined]  (share_patches finds it)
     return conv2d
 
 
@@ -168,15 +221,22 @@ def _conv2d_input_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
 def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     conv = _Conv(attrs, dtype)
 
-    def conv2d_filter_grad(x: np.ndarray, g: np.ndarray, like: np.ndarray) -> tuple:
+    def conv2d_filter_grad(source: np.ndarray, g: np.ndarray, like: np.ndarray) -> tuple:
         # dw[a, b, c, o] = sum over rows (n, i, j) of patch(x)[row, (a, b, c)] g[row, o]
-        x, g = _input(x, dtype), _input(g, dtype)
+        x, g = _input(source, dtype), _input(g, dtype)
         geometry = conv.geometry(x.shape, like.shape)
         o = like.shape[3]
         _need(g.shape == (x.shape[0], geometry[0], geometry[1], o), "gradient shape")
-        cols = conv.im2col(x, like.shape, geometry)
+        cols = None
+        if conv.patches is not None:
+            kh, kw, c = like.shape[:3]
+            cols = conv.patches.take(source, (x.shape[0] * geometry[0] * geometry[1],
+                                              kh * kw * c))
+        if cols is None:
+            cols = conv.im2col(x, like.shape, geometry)
         return (np.matmul(cols.T, g.reshape(-1, o)).reshape(like.shape),)
 
+    conv2d_filter_grad.conv = conv  # type: ignore[attr-defined]
     return conv2d_filter_grad
 
 

@@ -35,7 +35,7 @@ def optimize(program: Program) -> Program:
 def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
     """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
     and each node with a kernel of its own (cpu: convolution and pooling, codegen_cpu_nn;
-    cuda: matmul, softmax, cross-entropy, codegen_cuda_ops) by it."""
+    cuda: matmul, softmax, cross-entropy, convolution and pooling, codegen_cuda_ops) by it."""
     from compiler.fusion import find_groups
 
     if target == "cuda":
@@ -43,7 +43,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
         from compiler.codegen_cuda_ops import compile_node
     else:
         from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling
-        from compiler.codegen_cpu_nn import compile_node
+        from compiler.codegen_cpu_nn import compile_node, share_patches
 
     consumers: dict[int, list[Node]] = {}
     for node in steps:
@@ -66,6 +66,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
     if target == "cpu":
         from compiler.epilogue import attach_epilogues
 
+        share_patches(list(kernel_at.values()))
         compiled = attach_epilogues(compiled, keep)
     return compiled
 

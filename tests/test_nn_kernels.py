@@ -127,3 +127,31 @@ def test_parallel_loops_match_the_reference(monkeypatch):
     assert True in loaded, "the parallel loops did not run"
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_filter_gradients_reuse_the_forward_im2col(monkeypatch):
+    """codegen_cpu_nn.share_patches: in a training step each convolution's filter gradient
+    takes the forward's im2col columns of the same input (one im2col per layer, not two), and
+    the values stay the reference's."""
+    calls: list[tuple] = []
+    im2col = codegen_cpu_nn._Conv.im2col
+    monkeypatch.setattr(codegen_cpu_nn._Conv, "im2col",
+                        lambda self, x, *a: (calls.append(x.shape), im2col(self, x, *a))[1])
+    with sg.Graph().as_default() as graph:
+        loss, dx, gather, train, feed, params = _cnn(sg.float32)
+        init = sg.global_variables_initializer()
+        sessions = {d: sg.Session(graph=graph, device=d) for d in ("reference", "cpu")}
+        for s in sessions.values():
+            s.run(init)
+        for _ in range(2):
+            calls.clear()
+            got = sessions["cpu"].run([loss, train], feed)[0]
+            assert len(calls) == 2, calls  # the two convolutions' forwards only
+            want = sessions["reference"].run([loss, train], feed)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-5)
+        for p in params:
+            np.testing.assert_allclose(sessions["cpu"].run(p), sessions["reference"].run(p),
+                                       rtol=1e-4, atol=1e-5)
+        calls.clear()
+        sessions["cpu"].run(loss, feed)  # a forward-only plan: nothing to hand on
+        assert len(calls) == 2
