@@ -13,6 +13,9 @@ kernels, loaded through the on-disk cache, and launched by a host-side `CudaKern
   applies the finish (mean: / count) and casts. Reductions over different axes in one group get
   one kernel each (each recomputes only the producers it needs); the group's elementwise outputs
   are written by the first.
+- A node fusion leaves out but a loop computes exactly (an elementwise op over integers, one
+  with control inputs, a reduction of a value no group computes) gets a kernel of its own from
+  `compile_single`; integer division and powers stay on the host (NumPy's x // 0 is 0).
 
 Accumulators have the output's dtype (float32 stays float32; the block tree keeps the error
 near log2(n) ulp). The host checks broadcasting, partial-shape and same-shape rules before a
@@ -30,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from compiler import cache, kernel_ir
+from compiler import cache, fusion, kernel_ir
 from compiler.fusion import Group
 from compiler.kernel_ir import Compute, KernelIR, PartialCheck, Reduce, SameShapeCheck, Store
 from symgraph.graph import Node
+from symgraph.registry import OpKind
 
 NAME = "KERNEL_NAME"
 HELPERS = ("maximum_", "minimum_", "floordiv_", "floormod_")
@@ -408,3 +412,67 @@ def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]
     name, functions = load(ir, len(group.members))
     return CudaKernel(name, ir, functions, tuple(n.id for n in inputs),
                       tuple(n.id for n in outputs), tuple(group.members))
+
+
+# ---- nodes fusion leaves out, each in a kernel of its own ----------------------------------------
+
+# templates that divide or raise to a power: over integers NumPy's rules (x // 0 is 0, a negative
+# power raises) stay with the host reference
+_INTEGER_TRAPS = re.compile(r"floordiv_|floormod_|\*\*|/")
+_DEVICE_DTYPES = frozenset({"float32", "float64", "bool", "int8", "int16", "int32", "int64",
+                            "uint8", "uint16", "uint32", "uint64"})
+
+
+def _single_elementwise(node: Node) -> bool:
+    """An elementwise node that fusion leaves out (integer values, control inputs) and a kernel
+    of its own computes exactly: one at its own place in the schedule keeps its control
+    dependencies, and integer add, compare, cast... wrap and compare as NumPy's do."""
+    op = node.opdef
+    if (op.scalar is None or op.effect is not None or node.shape.rank is None
+            or fusion.is_elementwise(node)
+            or not (op.kind is OpKind.ELEMENTWISE or fusion.is_same_shape(node))):
+        return False
+    dtypes = [node.dtype.np] + [t.dtype.np for i, t in enumerate(node.inputs)
+                                if i not in op.shape_inputs]
+    if any(d.name not in _DEVICE_DTYPES for d in dtypes):
+        return False
+    return not (any(d.kind in "iu" for d in dtypes) and _INTEGER_TRAPS.search(op.scalar))
+
+
+def _lone_reduction(node: Node) -> bool:
+    """A reduction whose input no group computes (a softmax cross-entropy's losses, say):
+    fusion skips it, since it joins only its producer's group."""
+    return fusion.is_reduction(node) and not fusion.is_elementwise(node.inputs[0].node)
+
+
+def _lower_reduction(node: Node) -> KernelIR:
+    """The IR of `node` alone: a loop over its input's shape, reducing x0."""
+    x, op = node.inputs[0], node.opdef
+    rank = x.shape.rank
+    constants: dict[tuple[str, str], str] = {}
+    init = kernel_ir.constant(constants, "float64", op.reduce_init)
+    axes = tuple(kernel_ir.Axis(d, "zero" if x.shape[d] == 1 else "loop"
+                                if x.shape[d] is not None else "stride") for d in range(rank))
+    reduce = Reduce(0, "x0", tuple(sorted(node.attrs["axis"])), op.reduce_combine,
+                    float(op.reduce_init), init, op.reduce_finish, bool(node.attrs["keepdims"]),
+                    node.dtype.np.name)
+    table = tuple((name, dtype_name, literal)
+                  for (dtype_name, literal), name in constants.items())
+    return KernelIR(rank, tuple(x.shape.dims), (kernel_ir.Input(0, axes, True),),
+                    tuple(((0, d),) for d in range(rank)), (), (reduce,), table, 1)
+
+
+def compile_single(node: Node) -> CudaKernel | None:
+    """A kernel for one elementwise node or reduction that fusion leaves out, or None."""
+    if _single_elementwise(node):
+        group = Group(node.shape, 0)
+        group.add(node)
+        inputs = group.inputs()
+        ir = kernel_ir.lower(group, inputs, [node])
+    elif _lone_reduction(node):
+        inputs = [node.inputs[0].node]
+        ir = _lower_reduction(node)
+    else:
+        return None
+    name, functions = load(ir, 1)
+    return CudaKernel(name, ir, functions, tuple(n.id for n in inputs), (node.id,), (node,))

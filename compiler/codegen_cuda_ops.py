@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from compiler import cache
-from compiler.codegen_cuda import SUFFIX, Alloc, LaunchConfig, launch_config
+from compiler.codegen_cuda import (
+    SUFFIX,
+    Alloc,
+    CudaKernel,
+    LaunchConfig,
+    compile_single,
+    launch_config,
+)
 from symgraph.graph import Node
 
 LIBRARY = '''\
@@ -185,7 +192,10 @@ class CudaNodeKernel:
     """One node on the device: `launch(args, alloc, release)` as codegen_cuda.CudaKernel.
     `host_check(arrays)` (if any) validates the inputs named in `checked` on the host first,
     raising ValueError (the executor then runs the node's reference, which names the error).
-    `reads[i]` False: input i is read only for its shape (the device does not copy it in)."""
+    `reads[i]` False: input i is read only for its shape (the device does not copy it in).
+    `stateful`: `run` also takes the session's RandomStates (codegen_cuda_random). `assigns`:
+    the variable the step updates (assign_add, assign_sub): the device passes the variable's
+    current value as input 0 and stores the output in it."""
 
     name: str
     run: Callable[..., Any]
@@ -195,11 +205,15 @@ class CudaNodeKernel:
     checked: tuple[int, ...] = ()
     host_check: Callable[[Sequence[np.ndarray]], None] | None = None
     reads: tuple[bool, ...] | None = None
+    stateful: bool = False
+    assigns: Node | None = None
     config: LaunchConfig = field(default_factory=launch_config)
     memo: dict = field(default_factory=dict)  # per-shape device data (GEMM batch offsets)
 
-    def launch(self, args: Sequence[Any], alloc: Alloc, release: Callable[[Any], None]
-               ) -> tuple[Any, ...]:
+    def launch(self, args: Sequence[Any], alloc: Alloc, release: Callable[[Any], None],
+               states: Any = None) -> tuple[Any, ...]:
+        if self.stateful:
+            return (self.run(self, args, alloc, release, states),)
         return (self.run(self, args, alloc, release),)
 
 
@@ -352,19 +366,37 @@ FLOATS = ("float32", "float64")
 # convolution and pooling: codegen_cuda_nn's kernels
 NN_OPS = frozenset({"conv2d", "conv2d_input_grad", "conv2d_filter_grad", "max_pool2d",
                     "max_pool2d_grad", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_grad"})
+# codegen_cuda_random's draws and codegen_cuda_index's kernels
+RANDOM_OPS = frozenset({"random_uniform", "random_normal", "truncated_normal",
+                        "random_uniform_like", "dropout_mask"})
+INDEX_OPS = frozenset({"argmax", "argmin", "one_hot", "assign_add", "assign_sub"})
 GEMM_DTYPES = FLOATS + ("int32", "int64")
 
 
-def compile_node(node: Node) -> CudaNodeKernel | None:
+def compile_node(node: Node) -> CudaNodeKernel | CudaKernel | None:
     """A device kernel step for a matmul, softmax, cross-entropy, convolution or pooling node
-    (the last two from codegen_cuda_nn), or None (the node then runs on the host, through its
-    reference function)."""
+    (the last two from codegen_cuda_nn), a random draw (codegen_cuda_random), an index op or
+    relative assignment (codegen_cuda_index), an elementwise node or reduction that fusion
+    leaves out (codegen_cuda.compile_single); or None (the node then runs on the host, through
+    its reference function)."""
     op, dtype = node.opdef.name, node.dtype.np.name
     inputs = tuple(t.node.id for t in node.inputs)
+    # the modules below import this one: imported here
     if op in NN_OPS:
-        from compiler.codegen_cuda_nn import compile_node as compile_nn  # it imports this module
+        from compiler.codegen_cuda_nn import compile_node as compile_nn
 
         return compile_nn(node)
+    if op in RANDOM_OPS:
+        from compiler.codegen_cuda_random import compile_node as compile_random
+
+        return compile_random(node)
+    if op in INDEX_OPS:
+        from compiler.codegen_cuda_index import compile_node as compile_index
+
+        return compile_index(node)
+    single = compile_single(node)
+    if single is not None:
+        return single
     if op == "matmul" and dtype in GEMM_DTYPES:
         run, extra = _matmul(node), {}
     elif op in ("softmax", "log_softmax") and dtype in FLOATS:

@@ -14,15 +14,24 @@ allocates nothing after its first run: an updated weight is written into a buffe
 weight's previous value gave back at the end of the run before. Buffers are not reused within a
 run yet: a run's device memory peak is the sum of its values.
 
-Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy,
-convolution and pooling a codegen_cuda_ops.CudaNodeKernel (the last two built by
-codegen_cuda_nn; an input a kernel reads only for its shape is not copied in). Variables,
+Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy, convolution,
+pooling, argmax/argmin, one_hot and the random draws a codegen_cuda_ops.CudaNodeKernel (an
+input a kernel reads only for its shape is not copied in); an elementwise node fusion leaves
+out (integers, control inputs) or a lone reduction a CudaKernel of its own. Variables,
 assignments, reads and constants are handled here (constants are copied in once per plan);
-reshape, expand_dims and squeeze are views of a device value. Every other node runs on the
-host through its NumPy reference, its inputs copied out and its output copied in when a device
-step needs it: an explicit fallback, counted per op in `Stats.host_ops` (and printed with
-SYMGRAPH_DEBUG=2), until those ops get device kernels. numba.cuda is imported only inside
-functions.
+assign_add/assign_sub are kernels fed the variable's value at their step; reshape, expand_dims
+and squeeze are views of a device value; shape and size are computed from the run-time shape
+(no data moves). Every other node runs on the host through its NumPy reference, its inputs
+copied out and its output copied in when a device step needs it: an explicit fallback, counted
+per op in `Stats.host_ops` (and printed with SYMGRAPH_DEBUG=2), until those ops get device
+kernels. numba.cuda is imported only inside functions.
+
+Random numbers. Random ops and dropout masks draw on the device from xoroshiro128+ states, one
+array per random node kept in `CudaDevice.random` for the session's life, seeded from the
+node's (graph seed, op seed) as the host seeds its NumPy stream: a seeded graph gives the same
+numbers in every new session and new numbers in every run, but not the host's numbers (TF1 too
+draws differently on GPU and CPU); only the distributions agree (codegen_cuda_random). A node
+that falls back to the host draws from the host's stream.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from compiler.cache import debug
+from compiler.codegen_cuda_random import RandomStates
 from runtime.executor import evaluate_naming_errors
 from runtime.numerics import NumericsChecker
 from runtime.reference import evaluate
@@ -46,6 +56,8 @@ from symgraph.graph import Node
 
 # nodes that are views of their first input on the device (same elements, same order)
 VIEW_OPS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
+# nodes whose value is a function of their input's shape: computed on the host, no copy out
+SHAPE_OPS = frozenset({"shape", "size"})
 
 
 @dataclass
@@ -228,6 +240,7 @@ class CudaDevice:
         self.pool = BufferPool(self.stats)
         self.store = DeviceVariableStore(self.pool, self.stats)
         self._constants: dict[tuple[int, int], Any] = {}  # (id(plan), node id) -> device array
+        self.random = RandomStates()  # the random nodes' RNG states, for the session's life
         self._lock = threading.Lock()
 
     def run(self, plan: Any, values: dict[int, Any], observers: Sequence[Any] = ()
@@ -273,9 +286,14 @@ class CudaDevice:
         try:
             for i in getattr(kernel, "checked", ()):
                 kernel.host_check([run.host(kernel.inputs[i])])
-            args = [run.dev(v) if read else run.values[v]
-                    for v, read in zip(kernel.inputs, reads)]
-            outs = kernel.launch(args, self.pool.take, self.pool.give)
+            target = getattr(kernel, "assigns", None)
+            args = [self.store.read(target) if target is not None and i == 0  # its value now
+                    else run.dev(v) if read else run.values[v]
+                    for i, (v, read) in enumerate(zip(kernel.inputs, reads))]
+            if getattr(kernel, "stateful", False):
+                outs = kernel.launch(args, self.pool.take, self.pool.give, self.random)
+            else:
+                outs = kernel.launch(args, self.pool.take, self.pool.give)
         except ValueError:
             # refused shapes or values (as the CPU kernels do): the reference runs the nodes,
             # giving the right values or the error that names the user's op
@@ -286,6 +304,10 @@ class CudaDevice:
                 self._host(node, run)
             return
         self.stats.kernels += 1
+        if target is not None:
+            self.store.write(target, outs[0], outs[0])
+            run.put(kernel.outputs[0], self.store.read(target), self.store.base(target))
+            return
         for vid, out in zip(kernel.outputs, outs):
             run.put(vid, out, out)
 
@@ -321,6 +343,9 @@ class CudaDevice:
             shape = evaluate(node, like, store).shape
             run.put(node.id, x.reshape(shape) if shape else x.reshape(1).reshape(()),
                     run.base(vid))
+        elif op in SHAPE_OPS:  # from the run-time shape, known here: no data moves
+            x = run.values[node.inputs[0].node.id]
+            run.put(node.id, evaluate(node, [_shape_only(x)], store))
         elif op == "no_op":
             run.put(node.id, None)
         else:

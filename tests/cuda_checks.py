@@ -23,6 +23,8 @@ from compiler.codegen_cuda_nn import BUILDERS
 from runtime import executor
 from symgraph.graph import apply
 from symgraph.ops import nn as nn_ops
+from symgraph.ops import random as random_ops
+from symgraph.registry import OpKind
 
 if not os.environ.get("SYMGRAPH_CUDA_TESTS"):
     pytest.skip("run by tests/test_cuda.py (simulator) or `make test-gpu`, which set "
@@ -41,6 +43,23 @@ TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-11, 
 NN_OPS = set(BUILDERS)  # convolution and pooling, forward and backward
 DEVICE_OPS = {"matmul", "softmax", "log_softmax", "softmax_cross_entropy",
               "sparse_softmax_cross_entropy"} | NN_OPS
+# index kernels (codegen_cuda_index): on the device whatever the dtypes
+INDEX_OPS = {"argmax", "argmin", "one_hot"}
+# over integers, x // 0, x % 0 and negative powers follow NumPy's rules on the host
+INTEGER_HOST_OPS = {"floordiv", "mod", "pow"}
+# computed from the run-time shape on the host: neither a kernel nor a host op
+SHAPE_OPS = {"shape", "size"}
+
+
+def _on_device(case: OpCase, y: sg.Tensor) -> bool:
+    """Whether the case's op must run in a device kernel."""
+    node = y.node
+    if case.op in DEVICE_OPS:
+        return y.dtype.is_floating
+    if case.op in INDEX_OPS or fusion.is_elementwise(node):
+        return True
+    return (node.opdef.name == case.op and node.opdef.kind is OpKind.ELEMENTWISE
+            and case.op not in INTEGER_HOST_OPS)
 
 
 def _rng(*parts: str) -> np.random.Generator:
@@ -62,9 +81,10 @@ FORWARD = [pytest.param(c, dt, id=f"{c.id}-{dt.name}") for c in CASES for dt in 
 
 @pytest.mark.parametrize("case,dtype", FORWARD)
 def test_op_table_matches_reference(case: OpCase, dtype: sg.DType) -> None:
-    """Every op of the table on the cuda device computes what the reference computes; a fusable
-    op runs in a generated device kernel; matmul, softmax, cross-entropy, convolution and
-    pooling in their kernels, never on the host."""
+    """Every op of the table on the cuda device computes what the reference computes; an
+    elementwise op (integer ones too, but for integer division and powers) runs in a generated
+    device kernel; matmul, softmax, cross-entropy, convolution, pooling, argmax/argmin and
+    one_hot in their kernels, never on the host; shape and size are read off the shapes."""
     with sg.Graph().as_default() as graph:
         tensors, values = _feeds(case, dtype)
         y = case.build(*tensors)
@@ -81,53 +101,116 @@ def test_op_table_matches_reference(case: OpCase, dtype: sg.DType) -> None:
     else:
         np.testing.assert_array_equal(result, expected)
     compiled = [m.opdef.name for k in plan.kernels for m in k.members]
-    if fusion.is_elementwise(y.node) or case.op in DEVICE_OPS and y.dtype.is_floating:
+    if _on_device(case, y):
         assert case.op in compiled or case.op not in [
             n.opdef.name for n in plan.program.graph.nodes], compiled
+    if _on_device(case, y) or case.op in SHAPE_OPS:
         assert case.op not in sess._device.stats.host_ops, sess._device.stats.host_ops
 
 
 def _mlp(dropout: float) -> dict:
+    """examples/mnist_mlp.py's graph, tiny: dense-relu-dropout (a bool `training` switch),
+    sparse cross-entropy, accuracy by argmax/equal/cast, Adam on a cosine-decayed rate."""
     sg.set_random_seed(7)
     x = sg.placeholder(sg.float32, [None, 6], name="x")
     y = sg.placeholder(sg.int64, [None], name="y")
+    training = sg.placeholder_with_default(False, [], name="training")
     h = sg.layers.dense(x, 5, activation=sg.nn.relu)
-    h = sg.layers.dropout(h, dropout, training=True) if dropout else h
+    h = sg.layers.dropout(h, dropout, training=training) if dropout else h
     logits = sg.layers.dense(h, 3)
     loss = sg.losses.sparse_softmax_cross_entropy(y, logits)
+    accuracy = sg.reduce_mean(sg.cast(sg.equal(sg.argmax(logits, 1), y), sg.float32))
     step = sg.train.get_or_create_global_step()
-    train = sg.train.AdamOptimizer(0.05).minimize(loss, global_step=step)
-    return {"x": x, "y": y, "loss": loss, "train": train}
+    rate = sg.train.cosine_decay(0.05, step, 10)
+    train = sg.train.AdamOptimizer(rate).minimize(loss, global_step=step)
+    masks = [n.output for n in sg.get_default_graph().nodes if n.opdef.name == "dropout_mask"]
+    return {"x": x, "y": y, "training": training, "loss": loss, "accuracy": accuracy,
+            "train": train, "masks": masks, "step": step}
 
 
-def _train(device: str, model: dict, steps: int) -> tuple[list[float], dict, sg.Session]:
-    rng = np.random.default_rng(0)
-    xs = rng.standard_normal((steps, 4, 6)).astype(np.float32)
-    ys = rng.integers(0, 3, (steps, 4))
-    sess = sg.Session(device=device)
-    sess.run(sg.global_variables_initializer())
-    losses = [float(sess.run([model["train"], model["loss"]],
-                             {model["x"]: x, model["y"]: y})[1]) for x, y in zip(xs, ys)]
-    weights = {v.name: sess.run(v) for v in sg.global_variables()}
-    return losses, weights, sess
-
-
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_mlp_training_steps_match_reference(dropout: float) -> None:
-    """Adam on a 6-5-3 MLP (dropout drawn from the same seeded stream on both devices): the
-    losses of each step and the weights after them agree with the reference."""
+def test_mlp_training_steps_match_reference() -> None:
+    """Three Adam steps of a 6-5-3 MLP with dropout on the device, none of its ops on the host.
+    The device draws its own numbers (initial weights, dropout masks): the reference starts
+    from the device's initial weights and is fed the device's masks, and then the losses,
+    accuracies and weights after each step agree."""
     with sg.Graph().as_default():
-        model = _mlp(dropout)
-        want_losses, want, _ = _train("reference", model, 3)
-        got_losses, got, sess = _train("cuda", model, 3)
-    np.testing.assert_allclose(got_losses, want_losses, rtol=1e-5, atol=1e-6)
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    kernels = [m.opdef.name for k in sess.plan_for(
-        [model["train"], model["loss"]], {model["x"]: np.zeros((4, 6), np.float32),
-                                         model["y"]: np.zeros(4, np.int64)}).kernels
-        for m in k.members]
-    assert {"matmul", "sparse_softmax_cross_entropy"} <= set(kernels)
+        model = _mlp(0.3)
+        rng = np.random.default_rng(0)
+        batches = [(rng.standard_normal((4, 6)).astype(np.float32), rng.integers(0, 3, 4))
+                   for _ in range(3)]
+        fetches = [model["train"], model["loss"], model["accuracy"], *model["masks"]]
+        sess = sg.Session(device="cuda")
+        sess.run(sg.global_variables_initializer())
+        initial = {v: sess.run(v) for v in sg.global_variables()}
+        sess._device.stats.host_ops.clear()
+        got = [sess.run(fetches, {model["x"]: x, model["y"]: y, model["training"]: True})[1:]
+               for x, y in batches]
+        host_ops = dict(sess._device.stats.host_ops)
+        weights = {v.name: sess.run(v) for v in sg.global_variables()}
+        steps = sess.run(model["step"])  # assign_add on the device
+        ref = sg.Session(device="reference")
+        ref.run(sg.global_variables_initializer())
+        for v, value in initial.items():
+            v.load(value, ref)
+        want = [ref.run(fetches[:3], {model["x"]: x, model["y"]: y, model["training"]: True,
+                                      **dict(zip(model["masks"], masks))})[1:]
+                for (x, y), (_, _, *masks) in zip(batches, got)]
+        want_weights = {v.name: ref.run(v) for v in sg.global_variables()}
+    assert not host_ops, host_ops
+    for mask in got[0][2:]:  # inverted dropout: 0 or 1 / (1 - rate)
+        assert set(np.unique(mask)) <= {0.0, np.float32(1 / np.float32(0.7))}
+    np.testing.assert_allclose([g[:2] for g in got], want, rtol=1e-5, atol=1e-6)
+    for name in want_weights:
+        np.testing.assert_allclose(weights[name], want_weights[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    assert steps == 3
+
+
+def _random_ops(n: int) -> tuple[list[sg.Tensor], sg.Tensor]:
+    """Every random op, and dropout, drawing about n values each (seeded graph)."""
+    sg.set_random_seed(3)
+    x = sg.placeholder(sg.float32, [None, 10])
+    return [sg.random_uniform([n], -1.0, 3.0), sg.random_normal([n], 1.0, 2.0, dtype=sg.float64),
+            sg.truncated_normal([n], 0.5, 1.0), sg.random_uniform([n], 0, 7, dtype=sg.int32),
+            random_ops.random_uniform_like(x), sg.nn.dropout(x, 0.25)], x
+
+
+def test_random_ops_draw_on_the_device_from_their_distributions() -> None:
+    """~1000 draws of each random op on the device (its own numbers: TF1 too draws differently
+    on a GPU): uniform in [min, max) with the uniform's mean and variance, normal's mean and
+    variance, truncated normal within 2 stddev (variance 0.774 stddev^2), integers covering
+    [min, max), dropout keeping about 1 - rate scaled by 1 / (1 - rate). Tolerances: ~5
+    standard errors."""
+    with sg.Graph().as_default():
+        ops, x = _random_ops(1000)
+        sess = sg.Session(device="cuda")
+        uniform, normal, truncated, ints, like, dropped = sess.run(
+            ops, {x: np.ones((100, 10), np.float32)})
+    assert not sess._device.stats.host_ops, sess._device.stats.host_ops
+    assert uniform.dtype == np.float32 and normal.dtype == np.float64
+    assert -1 <= uniform.min() and uniform.max() < 3
+    assert abs(uniform.mean() - 1) < 0.2 and abs(uniform.var() - 16 / 12) < 0.2
+    assert abs(normal.mean() - 1) < 0.35 and abs(normal.var() - 4) < 0.9
+    assert np.all(np.abs(truncated - 0.5) <= 2) and abs(truncated.mean() - 0.5) < 0.15
+    assert abs(truncated.var() - 0.774) < 0.15
+    assert ints.dtype == np.int32 and set(np.unique(ints)) == set(range(7))
+    assert 0 <= like.min() and like.max() < 1 and abs(like.mean() - 0.5) < 0.1
+    scale = np.float32(1) / np.float32(0.75)
+    assert set(np.unique(dropped)) <= {0, scale} and abs((dropped > 0).mean() - 0.75) < 0.07
+
+
+def test_seeded_random_ops_replay_in_a_new_session_and_change_every_run() -> None:
+    """A seeded graph draws the same numbers in a new cuda session (its states start from the
+    seed again); two runs of one session draw different numbers (the states advance)."""
+    with sg.Graph().as_default():
+        ops, x = _random_ops(8)
+        feed = {x: np.ones((3, 10), np.float32)}
+        sess = sg.Session(device="cuda")
+        first, second = sess.run(ops, feed), sess.run(ops, feed)
+        again = sg.Session(device="cuda").run(ops, feed)
+    for a, b, c in zip(first, second, again):
+        np.testing.assert_array_equal(a, c)
+        assert not np.array_equal(a, b)
 
 
 def _cnn() -> tuple[list, dict, list]:
