@@ -5,7 +5,9 @@ Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_
 with Numba's compiled code in __pycache__ next to each file. The tag changes with the symgraph
 and Numba versions and with the scalar-function and code-generator sources, so a stale entry is
 never loaded. Files are written atomically (temp file + rename); several processes may fill the
-cache at once.
+cache at once. Directories of other tags (older versions of symgraph, Numba or the code
+generator) that nothing has written to for STALE_DAYS are deleted, once per process: each
+upgrade would otherwise leave its compiled kernels behind for good.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ _memo: dict[str, Any] = {}
 CODEGEN_SOURCES = ("cache.py", "codegen_cpu_scalars.py", "codegen_cpu.py", "kernel_ir.py",
                    "codegen_cuda.py", "codegen_cuda_scalars.py")
 _lock = threading.Lock()
+STALE_DAYS = 14  # a tag directory unwritten this long belongs to no running version: deleted
+_pruned: set[Path] = set()  # roots already pruned by this process
 
 
 def debug_level() -> int:
@@ -54,9 +60,39 @@ def _tag() -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "symgraph")
-    return Path(root) / f"kernels-{_tag()}"
+    root = Path(os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "symgraph"))
+    current = root / f"kernels-{_tag()}"
+    if root not in _pruned:
+        _pruned.add(root)
+        prune_stale(root, current)
+    return current
+
+
+def prune_stale(root: Path, current: Path, days: float = STALE_DAYS) -> list[Path]:
+    """Deletes the kernels-* directories under `root`, except `current`, that nothing wrote to
+    in `days` (the directory's and its __pycache__'s modification times: adding a kernel or
+    Numba's compiled code changes them). Returns what it deleted. A process of an old version
+    that still uses one only compiles again what it needs."""
+    deleted: list[Path] = []
+    cutoff = time.time() - days * 86400
+    try:
+        entries = list(root.iterdir())
+    except OSError:  # no cache yet, or unreadable: nothing to do
+        return deleted
+    for entry in entries:
+        if entry == current or not entry.name.startswith("kernels-") or not entry.is_dir():
+            continue
+        try:
+            written = max(p.stat().st_mtime for p in (entry, entry / "__pycache__")
+                          if p.exists())
+        except (OSError, ValueError):
+            continue
+        if written < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+            debug(2, f"kernel cache: deleted {entry.name} (unused for {days:g} days)")
+            deleted.append(entry)
+    return deleted
 
 
 def kernel_name(members: int, source_template: str) -> str:

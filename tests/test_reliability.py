@@ -271,3 +271,25 @@ def test_the_graph_can_grow_while_runs_are_in_flight():
             t.join()
     assert not errors and results == [7.0] * 100
     assert len(g.nodes) > 600
+
+
+def test_kernel_directories_of_other_versions_are_deleted_once_stale(tmp_path, monkeypatch):
+    """compiler/cache.py: a tag directory nothing has written to for STALE_DAYS (an older
+    symgraph or Numba) is deleted; the current one and recently used ones are kept."""
+    from compiler import cache
+
+    old, recent, other = (tmp_path / "kernels-old", tmp_path / "kernels-recent",
+                          tmp_path / "notes")
+    for d in (old / "__pycache__", recent / "__pycache__", other):
+        d.mkdir(parents=True)
+    long_ago = time.time() - (cache.STALE_DAYS + 1) * 86400
+    for p in (old, old / "__pycache__", other):
+        os.utime(p, (long_ago, long_ago))
+    os.utime(recent, (long_ago, long_ago))  # its __pycache__ was written just now
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
+    current = cache.cache_dir()
+    assert not old.exists()
+    assert recent.exists() and other.exists()
+    current.mkdir()
+    os.utime(current, (long_ago, long_ago))
+    assert cache.prune_stale(tmp_path, current) == []  # never the directory in use
