@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import traceback
 import zlib
 
 import numpy as np
@@ -31,11 +33,40 @@ if not os.environ.get("SYMGRAPH_CUDA_TESTS"):
                 "SYMGRAPH_CUDA_TESTS", allow_module_level=True)
 if not sg.cuda.is_available():
     pytest.fail(f"SYMGRAPH_CUDA_TESTS is set, but {sg.cuda.unavailable_reason()}", pytrace=False)
-if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-    # the simulator runs a block's threads as Python threads and its manager busy-waits on them
-    # at syncthreads: a short GIL switch interval hands them the GIL sooner (GEMMs ~5x faster)
-    sys.setswitchinterval(2e-5)
 
+
+def _simulator_shared_arrays_made_atomic() -> None:
+    """The simulator runs a block's threads as Python threads, and its cuda.shared.array looks
+    the array up by call site and creates it if missing: two threads that interleave there get
+    two arrays, and one reads the other's unwritten garbage (NaN results now and then, more
+    often the shorter the GIL switch interval). The same lookup, under a lock."""
+    from numba.core import types
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    unlocked = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):  # noqa: ANN001 - the simulator's signature
+        if shape == 0 or alignment is not None:  # dynamic shared memory: no lookup to race
+            return unlocked(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]  # the kernel's line
+        with lock:
+            found = self._allocations.get(caller)
+            if found is None:
+                found = self._allocations[caller] = np.empty(shape, dtype)
+        return found
+
+    kernelapi.FakeCUDAShared.array = array
+
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    _simulator_shared_arrays_made_atomic()
+    # the simulator's block manager busy-waits on the threads at syncthreads: a short GIL
+    # switch interval hands them the GIL sooner (~5x faster here)
+    sys.setswitchinterval(2e-5)
 # float32 on the device: math.exp etc. are libdevice (GPU) or NumPy (simulator), and reductions
 # combine in a tree rather than in order: a few ulp from the reference
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-11, atol=1e-12)}
