@@ -10,14 +10,27 @@ accumulate in float64.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from compiler import cache, kernel_ir
 from compiler.codegen_cpu_threads import use_thread_budget
 from compiler.fusion import Group
-from compiler.kernel_ir import Compute, KernelIR, PartialCheck, Reduce, SameShapeCheck, Store
+from compiler.kernel_ir import (
+    Axis,
+    Compute,
+    Input,
+    KernelIR,
+    PartialCheck,
+    Reduce,
+    SameShapeCheck,
+    Store,
+)
 from symgraph.graph import Node
 
 HEADER = '''\
@@ -28,10 +41,13 @@ import numpy as np
 from numba import njit, prange
 
 from compiler.codegen_cpu_scalars import (
-    bdim_, exp_f32, floordiv_, floormod_, log_f32, maximum_, minimum_, tanh_f32,
+    exp_f32, floordiv_, floormod_, log_f32, maximum_, minimum_, tanh_f32,
 )
 '''
-DECORATOR = ('@njit(cache=True, nogil=True, error_model="numpy", '
+# no_cfunc_wrapper (a Numba target option): kernels are called only through their dispatcher,
+# never by C address, and the C wrapper Numba otherwise builds for each cost ~7% of W1's cold
+# first step (2.79 -> 2.60 s, medians of 4)
+DECORATOR = ('@njit(cache=True, nogil=True, no_cfunc_wrapper=True, error_model="numpy", '
              'fastmath={"contract", "arcp", "nsz", "reassoc"})')
 PARALLEL_DECORATOR = DECORATOR.replace("nogil=True", "nogil=True, parallel=True")
 NAME = "KERNEL_NAME"
@@ -58,13 +74,68 @@ class Kernel:
     members: tuple[Node, ...]  # every node it computes, in order
     parallel: Any = None
     size_slot: int = 0  # the input whose size stands for the loop's
+    flat_shape: tuple[int, ...] | None = None  # see flatten: fn loops over raveled values
+    merged: Merged | None = None  # see merge_leading: fn loops over reshaped values
 
     def function_for(self, args: Sequence[Any]) -> Any:
         """The function to call on these input values: serial, or parallel for big work."""
+        fn = self.fn
         if self.parallel is not None and args[self.size_slot].size >= PARALLEL_MIN \
                 and use_thread_budget():
-            return self.parallel
-        return self.fn
+            fn = self.parallel
+        if self.flat_shape is not None:
+            return partial(_call_flat, fn, self.flat_shape)
+        if self.merged is not None:
+            return partial(_call_merged, fn, self.merged)
+        return fn
+
+
+@dataclass(frozen=True)
+class Merged:
+    """How to call a loop whose `dims` leading dimensions were merged into one (merge_leading):
+    the inputs (`spans`) and outputs (`keeps`) that have those dimensions."""
+
+    dims: int
+    spans: tuple[bool, ...]
+    keeps: tuple[bool, ...]
+
+
+def _call_merged(fn: Any, merged: Merged, *args: Any) -> list:
+    """fn on values whose leading dimensions it sees as one; its outputs get them back. Inputs
+    that differ there (one broadcasts at run time) are refused: the nodes then run one by one."""
+    k, lead, values = merged.dims, None, []
+    for a, spans in zip(args, merged.spans):
+        if spans:
+            if lead is None:
+                lead = a.shape[:k]
+            elif a.shape[:k] != lead:
+                raise ValueError("leading dimensions differ")
+            a = a.reshape((math.prod(lead),) + a.shape[k:])
+            a.setflags(write=False)  # one version of fn, as in _raveled
+        values.append(a)
+    return [_reshaped(o, lead + o.shape[1:]) if keeps else o
+            for o, keeps in zip(fn(*values), merged.keeps)]
+
+
+def _call_flat(fn: Any, shape: tuple[int, ...], *args: Any) -> list:
+    """fn, a loop over raveled values, on values of `shape` (and scalars); outputs reshaped.
+    It adds ~2.5 us to a call: W1 makes 12 such calls in a training step of ~6 ms."""
+    return [_reshaped(o, shape) for o in fn(*[_raveled(a) if a.ndim else a for a in args])]
+
+
+def _reshaped(out: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A kernel's output as `shape`, read-only like every kernel output (runtime.executor), its
+    memory included: a variable assigned a view of writable memory would copy it every step."""
+    out.setflags(write=False)
+    return out.reshape(shape)
+
+
+def _raveled(a: np.ndarray) -> np.ndarray:
+    """A read-only 1-d view (a copy if strided): Numba compiles one version per writability,
+    and one kernel serves call sites that pass both (a fresh BLAS product, a kernel's output)."""
+    a = a.reshape(-1)
+    a.setflags(write=False)
+    return a
 
 
 # float32 versions that vectorize (libm calls keep a loop scalar); see codegen_cpu_scalars
@@ -102,12 +173,10 @@ def render_ir(ir: KernelIR) -> str:
     end: list[str] = []
     # n<d> = the broadcast of every input's size on loop dimension d, checked as NumPy
     for d in range(rank):
-        setup.append(f"n{d} = 1")
-        setup += [f"n{d} = bdim_(n{d}, a{k}.shape[{j}])" for k, j in ir.dims[d]]
+        setup += _broadcast_size(f"n{d}", [f"a{k}.shape[{j}]" for k, j in ir.dims[d]])
     for check in ir.checks:
         if isinstance(check, PartialCheck):
-            setup.append("t = 1")
-            setup += [f"t = bdim_(t, a{k}.shape[{j}])" for k, j in check.pairs]
+            setup += _broadcast_size("t", [f"a{k}.shape[{j}]" for k, j in check.pairs])
             setup.append(f"if t != n{check.dim}:\n        raise ValueError('partial shape')")
         elif isinstance(check, SameShapeCheck):
             setup += [f"if a{check.slot}.shape[{j}] != n{j}:\n        "
@@ -166,6 +235,87 @@ def render_ir(ir: KernelIR) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _broadcast_size(n: str, sizes: list[str]) -> list[str]:
+    """Setup lines that set `n` to the NumPy broadcast of `sizes`, or raise ValueError. Written
+    out rather than calling an inlined helper: Numba's inlining of one call per input and
+    dimension cost ~10% of a kernel's compile time."""
+    if not sizes:
+        return [f"{n} = 1"]
+    lines = [f"{n} = {sizes[0]}"]
+    for size in sizes[1:]:
+        lines.append(f"if {size} != {n}:\n        if {n} == 1:\n            {n} = {size}\n"
+                     f"        elif {size} != 1:\n            raise ValueError('broadcast')")
+    return lines
+
+
+def flatten(ir: KernelIR) -> KernelIR | None:
+    """The loop over the elements in order, as one dimension, where that computes the same: a
+    static shape, no reductions, and every input a scalar or of the loop's whole shape. The
+    kernel is then the same whatever the rank and shape (an Adam or momentum update of each
+    weight matrix and each bias): one compilation (~0.25 s each, cold) serves them all."""
+    if ir.rank == 0 or None in ir.shape or ir.reductions:
+        return None
+    for inp in ir.inputs:
+        if inp.rank and (inp.rank != ir.rank or any(
+                a.kind != "loop" and not (a.kind == "zero" and ir.shape[a.dim] == 1)
+                for a in inp.axes)):
+            return None
+    loop = (Axis(0, "loop"),)
+    inputs = tuple(Input(i.slot, loop, i.read) if i.rank else i for i in ir.inputs)
+    checks = tuple(c for c in ir.checks if isinstance(c, SameShapeCheck))
+    return replace(ir, rank=1, shape=(math.prod(ir.shape),), inputs=inputs,
+                   dims=(tuple((i.slot, 0) for i in inputs if i.rank),), checks=checks)
+
+
+def merge_leading(ir: KernelIR) -> tuple[KernelIR, Merged] | None:
+    """The loop with its leading dimensions merged into one, where every input has all of them
+    or none (a bias broadcast over an NHWC batch), and every reduction sums over all of them
+    or none: a conv layer's epilogue and bias gradient are then W1's dense ones (one compile,
+    ~0.25-0.4 s cold, less than a 4-deep loop nest), and the loop nest is shallower."""
+    k = 0
+    for d in range(ir.rank):
+        full = [i for i in ir.inputs if i.rank == ir.rank]
+        if not full or any(ir.rank - i.rank <= d for i in ir.inputs if i.rank != ir.rank):
+            break
+        if any(i.axes[d].kind == "zero" and ir.shape[d] != 1 for i in full):
+            break
+        if any(c.dim <= d for c in ir.checks if isinstance(c, PartialCheck)):
+            break
+        if any((d in r.axes) != (0 in r.axes) or (r.keepdims and 0 in r.axes)
+               for r in ir.reductions):
+            break
+        k = d + 1
+    if k < 2:
+        return None
+    static = ir.shape[:k]
+    lead = None if None in static else math.prod(static)
+
+    def axes(i: Input) -> tuple[Axis, ...]:
+        rest = tuple(Axis(a.dim - k + 1, a.kind) for a in i.axes if a.dim >= k)
+        if i.rank != ir.rank:
+            return rest
+        return (Axis(0, "loop" if lead is not None else "stride"),) + rest
+
+    inputs = tuple(Input(i.slot, axes(i), i.read) for i in ir.inputs)
+    dims = [[] for _ in range(ir.rank - k + 1)]
+    for i in inputs:
+        for j, a in enumerate(i.axes):
+            dims[a.dim].append((i.slot, j))
+    body = tuple(replace(s, axes=tuple(sorted({max(a - k + 1, 0) for a in s.axes})))
+                 if isinstance(s, Reduce) else s for s in ir.body)
+    merged = replace(ir, rank=ir.rank - k + 1, shape=(lead,) + ir.shape[k:], inputs=inputs,
+                     dims=tuple(tuple(d) for d in dims), body=body,
+                     checks=tuple(c for c in ir.checks if isinstance(c, SameShapeCheck)) + tuple(
+                         replace(c, dim=c.dim - k + 1, pairs=tuple(
+                             (q, j - k + 1 if ir.inputs[q].rank == ir.rank else j)
+                             for q, j in c.pairs))
+                         for c in ir.checks if isinstance(c, PartialCheck)))
+    outputs = sorted((s.slot, not (isinstance(s, Reduce) and 0 in s.axes))
+                     for s in body if isinstance(s, (Store, Reduce)))
+    return merged, Merged(k, tuple(i.rank == ir.rank for i in ir.inputs),
+                          tuple(keeps for _, keeps in outputs))
+
+
 def can_parallelize(ir: KernelIR) -> bool:
     """Whether the outer loop may run on several threads without two writing one place: every
     reduction keeps loop dimension 0 (each outer index owns its accumulators), or sums into
@@ -181,25 +331,44 @@ def can_parallelize(ir: KernelIR) -> bool:
 
 def _reduction(r: Reduce, rank: int, idx: list[str], setup: list[str], body: list[str],
                end: list[str]) -> None:
-    """Accumulates r.value into output r.slot, in float64, and finishes it after the loops."""
+    """Accumulates r.value into output r.slot, in float64, and finishes it after the loops.
+    Accumulators are filled and outputs written by loops of their own (indices j<d>, apart from
+    the main loop's): np.full, astype and reshape would each be one more Numba overload to
+    compile (~0.15 s of a reduction kernel's ~0.4 s)."""
     q, axes = r.slot, set(r.axes)
     full = axes == set(range(rank))
-    kept = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(rank)) + ")"
-    target = f"r{q}" if full else \
-        f"r{q}[{', '.join('0' if d in axes else idx[d] for d in range(rank))}]"
-    setup.append(f"r{q} = {r.init_name}" if full else f"r{q} = np.full({kept}, {r.init_name})")
-    body.append(f"{target} = {r.combine.format(target, r.value)}")
-    result = f"r{q}"
+    kept = [d for d in range(rank) if d not in axes]
+    own = [f"j{d}" for d in range(rank)]
+
+    def acc(index: list[str]) -> str:
+        return f"r{q}" if full else \
+            f"r{q}[{', '.join('0' if d in axes else index[d] for d in range(rank))}]"
+
+    if full:
+        setup.append(f"r{q} = {r.init_name}")
+    else:
+        shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(rank)) + ")"
+        setup.append(f"r{q} = np.empty({shape}, np.float64)")
+        setup.append(_nest(kept, f"{acc(own)} = {r.init_name}"))
+    body.append(f"{acc(idx)} = {r.combine.format(acc(idx), r.value)}")
+    result = acc(own)
     if r.finish:
         count = " * ".join(f"n{d}" for d in sorted(axes)) or "1"
         result = r.finish.format(result, f"({count})")
-    out_shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in range(rank)
-                              if r.keepdims or d not in axes) + ")"
+    out_dims = [d for d in range(rank) if r.keepdims or d not in axes]
+    out_shape = "(" + "".join(f"{'1' if d in axes else f'n{d}'}, " for d in out_dims) + ")"
+    out_index = ", ".join("0" if d in axes else own[d] for d in out_dims) or "()"
     dtype = _scalar_type(r.dtype)
-    if full:
-        end.append(f"o{q} = np.full({out_shape}, {dtype}({result}))")
-    else:
-        end.append(f"o{q} = np.asarray({result}).astype({dtype}).reshape({out_shape})")
+    end.append(f"o{q} = np.empty({out_shape}, {dtype})")
+    end.append(_nest(kept, f"o{q}[{out_index}] = {dtype}({result})"))
+
+
+def _nest(dims: list[int], statement: str) -> str:
+    """`statement` inside loops j<d> over the dimensions `dims`, as one line of the setup (or
+    the end) of a kernel's body."""
+    lines = [f"for j{d} in range(n{d}):" for d in dims] + [statement]
+    return "\n".join(lines[:1] + ["    " * (depth + 1) + line
+                                  for depth, line in enumerate(lines) if depth])
 
 
 def render(group: Group, inputs: Sequence[Node], outputs: Sequence[Node]) -> str:
@@ -212,10 +381,13 @@ def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]
     inputs = group.inputs()
     outputs = group.outputs(consumers, keep)
     ir = kernel_ir.lower(group, inputs, outputs)
-    template = render_ir(ir)
+    flat = flatten(ir)
+    merged = None if flat else merge_leading(ir)
+    template = render_ir(flat or (merged[0] if merged else ir))
     name = cache.kernel_name(len(group.members), template)
     module = cache.load_module(name, template.replace(NAME, name))
     parallel = getattr(module, name + PARALLEL_SUFFIX, None)
     size_slot = max(ir.loads, key=lambda i: i.rank).slot if ir.loads else 0
     return Kernel(name, getattr(module, name), tuple(n.id for n in inputs),
-                  tuple(n.id for n in outputs), tuple(group.members), parallel, size_slot)
+                  tuple(n.id for n in outputs), tuple(group.members), parallel, size_slot,
+                  ir.shape if flat else None, merged[1] if merged else None)

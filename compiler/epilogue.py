@@ -91,6 +91,9 @@ def _join(producer: Any, product: Callable[..., Any], value_id: int, name: str,
 
     def run(*args: Any) -> tuple:
         out = product(*args[:split])
+        # read-only, as every kernel output is (runtime.executor): a loop shared by an
+        # epilogue and by other steps then compiles one version, not one per writability
+        out.setflags(write=False)
         loop_args = [out if k is None else args[k] for k in where]
         return consumer.function_for(loop_args)(*loop_args)
 
