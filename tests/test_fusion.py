@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +108,21 @@ def test_generated_source_holds_no_user_strings():
     assert kernel.name in source
 
 
-def test_float32_kernels_compute_in_float32():
+def test_float32_kernels_compute_in_float32(tmp_path, monkeypatch):
+    # compiled afresh: Numba cannot show the LLVM IR of code loaded from its cache
+    from compiler import cache
+
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "_memo", {})
     x, a, b, f, _, _ = w2()
     sess = sg.Session(device="cpu")
     feeds = {x: np.ones(8, np.float32), a: 1.0, b: 0.0}
     sess.run(f, feeds)
     (kernel,) = sess.plan_for(f, feeds).kernels
-    llvm = "\n".join(kernel.fn.inspect_llvm().values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Inspection disabled for cached code" would be vacuous
+        llvm = "\n".join(kernel.fn.inspect_llvm().values())
+    assert "fmul" in llvm and " float " in llvm  # the real IR, with float32 arithmetic
     assert "fpext" not in llvm and " double " not in llvm
 
 
@@ -160,6 +169,21 @@ def test_extrema_over_no_elements_give_their_identity_on_every_device(dtype):
     for r, c in zip(ref, cpu):
         np.testing.assert_array_equal(r, c)
 
+
+
+def test_the_mean_of_no_elements_is_nan_without_a_warning():
+    # TF gives 0 / 0 = NaN for the mean over an empty axis; NumPy's reference warned
+    # "Mean of empty slice" (an error under -W error)
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 3])
+        fetches = [sg.reduce_mean(x, 0), sg.reduce_mean(x)]
+    empty = np.zeros((0, 3), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for device in ("reference", "cpu"):
+            by_axis, whole = sg.Session(graph=g, device=device).run(fetches, {x: empty})
+            assert by_axis.shape == (3,) and np.isnan(by_axis).all() and np.isnan(whole)
 
 def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
     from compiler import codegen_cpu, codegen_cpu_threads
@@ -220,3 +244,95 @@ def test_bias_add_and_activation_fuse_into_the_epilogue_of_matmul_and_conv():
     want = sg.Session(graph=g, device="reference").run(fetches, feeds)
     for got, ref in zip(cpu.run(fetches, feeds), want):
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_updates_of_one_static_shape_share_one_kernel_whatever_the_rank():
+    """A loop over values of one static shape (and scalars) runs over the raveled values, so
+    the same update of a matrix, a 4-d filter and a bias compiles once; strided values, BLAS
+    products (writable) and kernel outputs (read-only) give the right answers and one version."""
+    g = sg.Graph()
+    with g.as_default():
+        lr = sg.placeholder(sg.float32, [], name="lr")
+        p = sg.placeholder(sg.float32, [3, 5], name="p")
+        q = sg.placeholder(sg.float32, [5, 4], name="q")
+        h = sg.placeholder(sg.float32, [6, 4], name="h")
+        grads = [sg.matmul(p, q),  # a BLAS product: the update is its epilogue
+                 sg.placeholder(sg.float32, [2, 3, 1, 2], name="g4"),
+                 sg.reduce_sum(sg.exp(h), axis=0)]  # a reduction kernel's read-only output
+        weights = [sg.placeholder(sg.float32, t.shape.dims) for t in grads]
+        updates = [w - lr * d / (sg.sqrt(d * d) + 1.0) for w, d in zip(weights, grads)]
+    rng = np.random.default_rng(0)
+    feeds = {lr: np.float32(0.5)}
+    for t in [p, q, h, grads[1], *weights]:
+        shape = tuple(t.shape.dims)
+        feeds[t] = rng.normal(size=shape[::-1]).astype(np.float32).T  # strided
+    cpu = sg.Session(graph=g, device="cpu")
+    got = cpu.run(updates, feeds)
+    want = sg.Session(graph=g, device="reference").run(updates, feeds)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    plan = cpu.plan_for(updates, feeds)
+    names = [k.name.split("+")[-1] for k in plan.kernels if "fused_6" in k.name]
+    assert len(names) == 3 and len(set(names)) == 1, [k.name for k in plan.kernels]
+    (shared,) = {k.fn for k in plan.kernels if k.name == names[0]}  # one function, one version
+    assert len(shared.signatures) == 1, shared.signatures
+    # outputs are read-only down to their memory: a variable keeps one without a copy
+    from compiler.codegen_cpu import _call_flat
+
+    (out,) = _call_flat(lambda a: (a + 1,), (2, 3), np.ones((2, 3), np.float32))
+    assert out.shape == (2, 3) and not out.base.flags.writeable
+
+
+def test_nhwc_loops_merge_their_leading_dimensions_and_match_the_dense_kernels():
+    """A bias-add + ReLU over (N, H, W, C) and the bias gradient (a sum over N, H, W) run as
+    loops over (N H W, C): the same kernels as a dense layer's over (N, C). Two inputs whose
+    leading dimensions differ at run time (one broadcasts) make the kernel refuse them."""
+    g = sg.Graph()
+    with g.as_default():
+        x4 = sg.placeholder(sg.float32, [None, 3, 2, 5], name="x4")
+        x2 = sg.placeholder(sg.float32, [None, 5], name="x2")
+        u4 = sg.placeholder(sg.float32, [None, 3, 2, 5], name="u4")
+        b = sg.placeholder(sg.float32, [5], name="b")
+        fetches = []
+        for x in (x4, x2):
+            y = sg.nn.relu(x + b)
+            fetches += [y, sg.reduce_sum(y * 3.0, axis=list(range(x.shape.rank - 1)))]
+        fetches.append(x4 * u4 + 1.0)
+    rng = np.random.default_rng(1)
+    feeds = {x4: rng.normal(size=(4, 3, 2, 5)).astype(np.float32),
+             x2: rng.normal(size=(7, 5)).astype(np.float32),
+             u4: rng.normal(size=(4, 3, 2, 5)).astype(np.float32),
+             b: rng.normal(size=5).astype(np.float32)}
+    cpu = sg.Session(graph=g, device="cpu")
+    reference = sg.Session(graph=g, device="reference")
+    for got, want in zip(cpu.run(fetches, feeds), reference.run(fetches, feeds)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    kernels = {tuple(fetches[i:i + 2]): cpu.plan_for(fetches[i:i + 2], feeds).kernels
+               for i in (0, 2)}
+    names = [sorted(k.name for k in ks) for ks in kernels.values()]
+    assert names[0] == names[1], names
+    before = executor.fallbacks
+    feeds[u4] = feeds[u4][:1]  # broadcasts along N at run time
+    got = cpu.run(fetches[-1], feeds)
+    assert executor.fallbacks == before + 1
+    np.testing.assert_allclose(got, reference.run(fetches[-1], feeds), rtol=1e-6)
+
+
+def test_siblings_fuse_where_their_values_meet_and_unrelated_loops_stay_apart():
+    """a*s and sqrt(b) share no input but meet at the divide: one loop. c*2 - d, of the same
+    shape, reads nothing of it: a loop of its own (it then matches kernels elsewhere)."""
+    a, b, c, d = (sg.placeholder(sg.float32, [4], name=n) for n in "abcd")
+    s = sg.placeholder(sg.float32, [], name="s")
+    meet = (a * s) / (sg.sqrt(b) + 1.0)
+    other = c * 2.0 - d
+    feeds = {t: np.arange(4, dtype=np.float32) + i for i, t in enumerate((a, b, c, d))}
+    feeds[s] = np.float32(3)
+    cpu = sg.Session(device="cpu")
+    plan = cpu.plan_for([meet, other], feeds)
+    assert sorted(len(k.members) for k in plan.kernels) == [2, 4], \
+        [[m.opdef.name for m in k.members] for k in plan.kernels]
+    want = sg.Session(device="reference").run([meet, other], feeds)
+    for got, ref in zip(cpu.run([meet, other], feeds), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-6)

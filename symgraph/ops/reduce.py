@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,7 +105,17 @@ def _np_reduce(fn):
 
 REDUCE_SUM = register(OpDef("reduce_sum", R, _reduce_infer("fiu"), _np_reduce(np.sum),
                             grad=_sum_grad, reduce_combine="({0} + {1})"))
-REDUCE_MEAN = register(OpDef("reduce_mean", R, _reduce_infer("fiu"), _np_reduce(np.mean),
+def _np_mean(x: np.ndarray, axis: tuple | None, keepdims: bool) -> np.ndarray:
+    """np.mean; the mean of no elements is NaN (0 / 0) as in TF and in the compiled kernels,
+    without NumPy's "Mean of empty slice" warning."""
+    if x.size:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+REDUCE_MEAN = register(OpDef("reduce_mean", R, _reduce_infer("fiu"), _np_mean,
                              grad=_mean_grad, reduce_combine="({0} + {1})",
                              reduce_finish="({0} / {1})"))
 def _np_extremum(fn, sign: int):
