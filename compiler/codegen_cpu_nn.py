@@ -33,7 +33,7 @@ from compiler import cache
 from compiler.codegen_cpu import Kernel
 from compiler.codegen_cpu_threads import use_thread_budget
 from symgraph.graph import Node
-from symgraph.ops.nn import conv_output_size
+from symgraph.ops.nn import window
 
 SOURCE = Path(__file__).with_name("codegen_cpu_nn_kernels.py")
 DTYPES = ("float32", "float64")
@@ -60,14 +60,6 @@ def loops(size: int) -> ModuleType:
 
 
 # ---- geometry --------------------------------------------------------------------------------
-
-
-def _window(h: int, w: int, kh: int, kw: int, strides: Sequence[int],
-            dilations: Sequence[int], padding: str) -> tuple[int, int, int, int]:
-    """(oh, ow, top, left): output size and padding before the input, by TF's rules."""
-    oh, (top, _) = conv_output_size(h, kh, strides[0], dilations[0], padding)
-    ow, (left, _) = conv_output_size(w, kw, strides[1], dilations[1], padding)
-    return oh, ow, top, left
 
 
 def _input(a: Any, dtype: np.dtype) -> np.ndarray:
@@ -153,7 +145,7 @@ class _Conv:
     def geometry(self, x_shape: tuple, w_shape: tuple) -> tuple[int, int, int, int]:
         _need(len(x_shape) == 4 and len(w_shape) == 4 and x_shape[3] == w_shape[2],
               "input channels differ from the filters'")
-        return _window(x_shape[1], x_shape[2], w_shape[0], w_shape[1], self.strides,
+        return window(x_shape[1], x_shape[2], w_shape[0], w_shape[1], self.strides,
                        self.dilations, self.padding)
 
     def pointwise(self, w_shape: tuple) -> bool:
@@ -256,7 +248,7 @@ class _Pool:
     def args(self, x_shape: tuple) -> tuple:
         """(output shape, loop arguments kh, kw, sh, sw, top, left) for an input shape."""
         _need(len(x_shape) == 4, "pooling needs NHWC")
-        oh, ow, top, left = _window(x_shape[1], x_shape[2], *self.ksize, self.strides, (1, 1),
+        oh, ow, top, left = window(x_shape[1], x_shape[2], *self.ksize, self.strides, (1, 1),
                                     self.padding)
         return (x_shape[0], oh, ow, x_shape[3]), (*self.ksize, *self.strides, top, left)
 

@@ -206,6 +206,15 @@ def conv_output_size(size: int | None, k: int, stride: int, dilation: int, paddi
     return out, (total // 2, total - total // 2)
 
 
+def window(h: int, w: int, kh: int, kw: int, strides: tuple, dilations: tuple,
+           padding: str) -> tuple[int, int, int, int]:
+    """(oh, ow, top, left): output size and padding before the input of a convolution or pooling
+    window over an h x w image, by TF's rules (the kernels of every backend use this)."""
+    oh, (top, _) = conv_output_size(h, kh, strides[0], dilations[0], padding)
+    ow, (left, _) = conv_output_size(w, kw, strides[1], dilations[1], padding)
+    return oh, ow, top, left
+
+
 def _geometry(x_shape: tuple, k_shape: tuple, attrs: dict):
     (sh, sw), (dh, dw), pad = attrs["strides"], attrs["dilations"], attrs["padding"]
     oh, ph = conv_output_size(x_shape[1], k_shape[0], sh, dh, pad)
