@@ -6,7 +6,10 @@ threading layer is OpenMP (`omp`): the `workqueue` layer aborts the process when
 threads (two sessions) launch parallel loops at once. OMP_WAIT_POLICY=PASSIVE (unless the user
 set it) goes into the environment before libgomp loads: its threads then sleep after a loop
 instead of spinning, which on a busy 2-core machine stole the cores from BLAS and made runs
-3-13x slower (NUMBA_NOTES.md). Set up on first use, before any parallel launch.
+3-13x slower (NUMBA_NOTES.md). Set up on first use, before any parallel launch. Where another
+library loaded libgomp first (PyTorch ships its own libgomp.so.1, and Numba then uses that one),
+its wait policy stands: active threads spin after each loop and slowed W4's next BLAS call by
+~20% (README, Benchmarks); set OMP_WAIT_POLICY=PASSIVE before importing such a library.
 """
 
 from __future__ import annotations
