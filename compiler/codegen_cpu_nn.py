@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -111,8 +112,8 @@ def share_patches(kernels: Sequence[Any]) -> None:
     """Pairs each convolution with the filter gradient of the same input value, geometry and
     filter shape in one plan: the gradient then reuses the forward's im2col columns instead of
     building them again (on W3, 0.5-0.6 ms a layer of a ~20 ms step). The columns stay alive
-    from the forward to the backward pass: memory for time, as the values of autodiff do (and
-    like other kernel temporaries, they are not in the plan's memory report)."""
+    from the forward to the backward pass: memory for time, as the values of autodiff do (the
+    plan's memory report counts them, see temporaries)."""
     forward: dict[tuple, _Conv] = {}
     backward: dict[tuple, _Conv] = {}
     for kernel in kernels:
@@ -319,6 +320,52 @@ def _avg_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         return (dx,)
 
     return avg_pool2d_grad
+
+
+# ---- temporaries, for the plan's memory report -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Temporaries:
+    """Bytes a convolution kernel allocates besides its output (compiler.memory counts them).
+
+    Attributes:
+      during: freed when the step ends (im2col columns, the input gradient's patch gradients).
+      kept: left alive for a later step: the columns a convolution hands to the filter gradient
+        of the same input (share_patches), held until that step ends.
+      slot: the hand-over both partners hold: the step that takes it frees `kept`.
+      takes: whether this step takes its columns from `slot` instead of allocating them.
+    """
+
+    during: int = 0
+    kept: int = 0
+    slot: Any = None
+    takes: bool = False
+
+
+def temporaries(kernel: Any, shapes: Callable[[int], tuple | None]) -> Temporaries:
+    """What `kernel` (a step of a cpu plan) allocates beyond its outputs, with `shapes` giving a
+    value's concrete shape by node id (None where unknown). Pooling allocates nothing big."""
+    conv = getattr(getattr(kernel, "fn", None), "conv", None)
+    if conv is None:
+        return Temporaries()
+    node = kernel.members[0]
+    x = shapes(node.inputs[0].node.id)
+    w = shapes(node.inputs[1 if node.opdef.name == "conv2d" else 2].node.id)
+    if node.opdef.name == "conv2d_input_grad":
+        x = shapes(node.inputs[2].node.id)
+    if x is None or w is None or len(x) != 4 or len(w) != 4 or conv.pointwise(w):
+        return Temporaries()
+    try:
+        oh, ow = conv.geometry(x, w)[:2]
+    except ValueError:  # shapes the kernel refuses: its nodes run by their reference functions
+        return Temporaries()
+    cols = x[0] * oh * ow * w[0] * w[1] * w[2] * conv.dtype.itemsize
+    if node.opdef.name == "conv2d_input_grad" or conv.patches is None:
+        return Temporaries(during=cols)
+    if node.opdef.name == "conv2d":
+        return Temporaries(kept=cols, slot=conv.patches)
+    return Temporaries(slot=conv.patches, takes=True)
 
 
 # op name -> (static attrs, dtype) -> fn(*input values) -> (output,)

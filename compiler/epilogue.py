@@ -32,6 +32,7 @@ class Epilogue:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     members: tuple[Node, ...]
+    producer: Any = None  # the product's step (a Node or a kernel): its temporaries count too
 
     def function_for(self, args: Sequence[Any]) -> Callable[..., tuple]:
         return self.fn
@@ -99,4 +100,4 @@ def _join(producer: Any, product: Callable[..., Any], value_id: int, name: str,
 
     members = tuple(producer.members) if hasattr(producer, "members") else (producer,)
     return Epilogue(f"{name}+{consumer.name}", run, tuple(head) + tuple(rest),
-                    tuple(consumer.outputs), members + tuple(consumer.members))
+                    tuple(consumer.outputs), members + tuple(consumer.members), producer)

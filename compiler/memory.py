@@ -6,14 +6,17 @@ size. Walking the steps with the plan's lifetimes (a value is held from the step
 to the step after its last reader) gives the live bytes after each step and their peak.
 
 The figure is an upper bound of what the executor holds: views (reshape, transpose) are counted
-as copies, and a kernel's intermediate values, which live in registers, are not values at all.
-Variables live in the session, not in the plan: they are reported apart.
+as copies. A kernel's own allocations count while it runs: a convolution's im2col columns (kept
+until the filter gradient that reuses them, codegen_cpu_nn.share_patches), the product an
+epilogue feeds to its loop. Intermediate values of a fused loop live in registers and are not
+values at all. Variables live in the session, not in the plan: they are reported apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from compiler.plan import Plan
 from symgraph.graph import Graph, Node, Tensor
@@ -30,7 +33,8 @@ class MemoryReport:
       plan: the plan measured.
       peak_bytes: the most bytes held at once by feeds and computed values.
       peak_step: the index in `plan.steps` after which the peak is reached (-1: the feeds).
-      live_after: live bytes after each step (before its dead values are dropped).
+      live_after: live bytes at each step: what it reads, makes and allocates for itself,
+        before its dead values are dropped.
       value_bytes: the size of each value, by node id of `plan.program.graph`.
       variable_bytes: the variables the plan reads (held by the session across runs).
       unknown: nodes whose size the shapes do not determine (not counted).
@@ -119,18 +123,50 @@ def plan_memory(plan: Plan, feed_shapes: Sequence[tuple[int, ...] | None]) -> Me
     fed_ids = {n.id for n in plan.program.inputs if n is not None}
     live = sum(sizes.get(i, 0) for i in fed_ids)
     peak, peak_step, live_after = live, -1, []
+    held: dict[int, int] = {}  # columns handed from a convolution to its filter gradient
     for i, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
         made = (step.id,) if isinstance(step, Node) else step.outputs
         live += sum(sizes.get(v, 0) for v in made if v not in variable_ids)
-        live_after.append(live)
-        if live > peak:
-            peak, peak_step = live, i
+        during, taken = 0, None
+        if not isinstance(step, Node):
+            during, kept, slot, takes = _temporaries(step, types, sizes)
+            if kept:
+                held[id(slot)] = kept
+                live += kept
+            taken = id(slot) if takes else None
+        live_after.append(live + during)
+        if live + during > peak:
+            peak, peak_step = live + during, i
         live -= sum(sizes.get(v, 0) for v in free if v not in variable_ids)
+        live -= held.pop(taken, 0)
     values = {i: s for i, s in sizes.items() if i not in variable_ids}
     return MemoryReport(plan=plan, peak_bytes=peak, peak_step=peak_step,
                         live_after=tuple(live_after), value_bytes=values,
                         variable_bytes=sum(sizes.get(i, 0) for i in variable_ids),
                         unknown=tuple(unknown))
+
+
+def _temporaries(step: Any, types: dict[int, TensorType], sizes: dict[int, int]
+                 ) -> tuple[int, int, Any, bool]:
+    """(bytes freed at the step's end, bytes kept for a later step, the hand-over that carries
+    them, whether the step takes such bytes) of a compiled step: a convolution's own
+    allocations (codegen_cpu_nn.temporaries) and, for an epilogue, its product."""
+    from compiler.codegen_cpu_nn import temporaries  # a kernel exists: Numba is loaded
+
+    def shape(node_id: int) -> tuple[int, ...] | None:
+        t = types.get(node_id)
+        dims = None if t is None or t.shape.rank is None else t.shape.as_list()
+        return None if dims is None or None in dims else tuple(dims)
+
+    producer = getattr(step, "producer", None)
+    product = 0
+    if producer is not None:  # an epilogue: the product lives while its loop runs
+        product = sizes.get(step.members[0].id, 0)
+        step = producer
+    if isinstance(step, Node):
+        return product, 0, None, False
+    t = temporaries(step, shape)
+    return product + t.during, t.kept, t.slot, t.takes
 
 
 def available_bytes() -> int | None:

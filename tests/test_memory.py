@@ -72,3 +72,29 @@ def test_check_fits_names_the_biggest_values():
     check_fits(report, available=report.peak_bytes)
     with pytest.raises(MemoryError, match="hidden"):
         check_fits(report, available=report.peak_bytes - 1)
+
+
+def test_convolution_temporaries_are_counted():
+    """im2col columns count while the convolution runs, and stay counted until the filter
+    gradient that reuses them (codegen_cpu_nn.share_patches); an epilogue's product counts."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 8, 8, 4], name="x")
+        k = sg.Variable(np.ones((3, 3, 4, 8), np.float32), name="k")
+        y = sg.nn.relu(sg.nn.conv2d(x, k, 1, "SAME", name="conv") + 1.0)
+        loss = sg.reduce_sum(sg.square(y))
+        scaled = sg.gradients(loss, [k])[0] * 2.0  # a step after the filter gradient
+        init = sg.global_variables_initializer()
+    sess = sg.Session(graph=g, device="cpu")
+    sess.run(init)
+    feed = {x: np.zeros((2, 8, 8, 4), np.float32)}
+    cols, image, out = 2 * 8 * 8 * 9 * 4 * 4, 2 * 8 * 8 * 4 * 4, 2 * 8 * 8 * 8 * 4
+    forward = sess.memory_report(y, feed)  # the convolution is the epilogue's product
+    assert forward.peak_bytes >= image + cols + 2 * out
+    train = sess.memory_report(scaled, feed)
+    ops = [[m.opdef.name for m in getattr(s, "members", (s,))] for s in train.plan.steps]
+    conv_at = next(i for i, names in enumerate(ops) if "conv2d" in names)
+    grad_at = next(i for i, names in enumerate(ops) if "conv2d_filter_grad" in names)
+    assert conv_at < grad_at
+    assert all(train.live_after[i] >= cols + image for i in range(conv_at, grad_at + 1))
+    assert train.live_after[-1] < cols  # freed once the filter gradient took them
