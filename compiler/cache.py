@@ -2,12 +2,16 @@
 own cache beside them, so a second process compiles nothing.
 
 Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_<n>_<hash8>.py,
-with Numba's compiled code in __pycache__ next to each file. The tag changes with the symgraph
-and Numba versions and with the scalar-function and code-generator sources, so a stale entry is
-never loaded. Files are written atomically (temp file + rename); several processes may fill the
-cache at once. Directories of other tags (older versions of symgraph, Numba or the code
-generator) that nothing has written to for STALE_DAYS are deleted, once per process: each
-upgrade would otherwise leave its compiled kernels behind for good.
+with Numba's compiled code in __pycache__ next to each file. A kernel's name hashes its whole
+text, so a code generator that renders a kernel differently names a new file, and an edit to
+a code generator recompiles only the kernels whose text changed. What the text does not hold
+is in the tag: the symgraph and Numba versions, this file, and the helper modules generated
+kernels import (KERNEL_IMPORTS), whose functions Numba compiles into each kernel without
+tracking their source; so a stale entry is never loaded. Files are written atomically (temp
+file + rename); several processes may fill the cache at once. Directories of other tags (older
+versions of symgraph, Numba or the kernels' helpers) that nothing has written to for
+STALE_DAYS are deleted, once per process: each upgrade would otherwise leave its compiled
+kernels behind for good.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import Any
 from symgraph.files import write_atomically
 
 _memo: dict[str, Any] = {}
-# the sources whose change invalidates every cached kernel (read as files: no import, no numba)
-CODEGEN_SOURCES = ("cache.py", "codegen_cpu_scalars.py", "codegen_cpu.py", "kernel_ir.py",
-                   "codegen_cuda.py", "codegen_cuda_scalars.py")
+# the modules a generated kernel imports (`from compiler.<module> import ...` in its text): a
+# change to one invalidates every cached kernel (read as files: no import, no numba)
+KERNEL_IMPORTS = ("codegen_cpu_scalars", "codegen_cuda_scalars", "codegen_cuda_random")
 _lock = threading.Lock()
 STALE_DAYS = 14  # a tag directory unwritten this long belongs to no running version: deleted
 _pruned: set[Path] = set()  # roots already pruned by this process
@@ -54,8 +58,8 @@ def _tag() -> str:
     import symgraph
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for module in CODEGEN_SOURCES:
-        h.update((here / module).read_bytes())
+    for module in ("cache", *KERNEL_IMPORTS):
+        h.update((here / f"{module}.py").read_bytes())
     return f"{symgraph.__version__}-numba{version('numba')}-{h.hexdigest()[:12]}"
 
 

@@ -4,6 +4,7 @@ kernel source never holds the user's names."""
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
+from compiler import cache
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,6 +132,28 @@ def test_kernel_source_holds_no_user_names():
         source = Path(sys.modules[kernel.fn.py_func.__module__].__file__).read_text()
         for text in names + ["scope_os_popen", "evil", "os_system", "exec_me"]:
             assert text not in source, (kernel.name, text)
+
+
+def test_generated_kernels_import_only_modules_in_the_cache_tag():
+    """The cache tag hashes the modules kernels import (cache.KERNEL_IMPORTS), as a kernel's
+    name hashes only its own text: an import missing from the tag would let an edited helper
+    function run stale from the cache."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 6, 6, 2], name="x")
+        k = sg.Variable(np.ones((3, 3, 2, 3), np.float32), name="k")
+        y = sg.reduce_sum(sg.tanh(sg.nn.max_pool2d(sg.nn.conv2d(x, k, 1, "SAME"), 2, 2,
+                                                   "VALID")))
+        init = sg.global_variables_initializer()
+    sess = sg.Session(graph=g, device="cpu")
+    sess.run(init)
+    sess.run(y, {x: np.ones((1, 6, 6, 2), np.float32)})
+    sources = list(cache.cache_dir().glob("*.py"))
+    assert any(p.name.startswith("nn_") for p in sources)
+    assert any(p.name.startswith("fused_") for p in sources)
+    imported = {m for p in sources
+                for m in re.findall(r"^from compiler\.(\w+) import", p.read_text(), re.M)}
+    assert imported and imported <= set(cache.KERNEL_IMPORTS), imported
 
 
 def test_ops_created_inside_the_training_loop_are_warned_about_once():
