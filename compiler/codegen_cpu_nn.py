@@ -41,6 +41,7 @@ DTYPES = ("float32", "float64")
 # Elements a loop must touch before it runs on threads (8M: 32 MB of float32): memory-bound
 # loops gained nothing measurable from two threads at 1-4M elements (see the module docstring).
 PARALLEL_MIN = 1 << 23
+SHALLOW = 8  # input channels under which im2col writes its columns transposed (im2col_shallow)
 
 @functools.cache  # once per process: not a file read and hash per call
 def _load(parallel: bool) -> ModuleType:
@@ -154,15 +155,21 @@ class _Conv:
         return w_shape[0] == w_shape[1] == 1 and self.strides == (1, 1)
 
     def im2col(self, x: np.ndarray, w_shape: tuple, geometry: tuple) -> np.ndarray:
-        """(N oh ow, kh kw C) patches of x, tap-major like w.reshape(kh kw C, O)."""
+        """(N oh ow, kh kw C) patches of x, tap-major like w.reshape(kh kw C, O). For a shallow
+        input it is the transpose of a C-contiguous array (see im2col_shallow): BLAS takes
+        either layout without a copy."""
         n, c = x.shape[0], x.shape[3]
         kh, kw = w_shape[:2]
         if self.pointwise(w_shape):
             return x.reshape(-1, c)
         oh, ow, top, left = geometry
+        args = (kh, kw, *self.strides, *self.dilations, top, left, oh, ow)
+        if c < SHALLOW:
+            cols_t = np.empty((kh * kw * c, n * oh * ow), self.dtype)
+            loops(cols_t.size).im2col_shallow(x, *args, cols_t)
+            return cols_t.T
         cols = np.empty((n * oh * ow, kh * kw * c), self.dtype)
-        loops(cols.size).im2col(x, kh, kw, *self.strides, *self.dilations, top, left, oh, ow,
-                                cols)
+        loops(cols.size).im2col(x, *args, cols)
         return cols
 
     def col2im(self, dcols: np.ndarray, x_shape: tuple, w_shape: tuple,

@@ -777,4 +777,6 @@ CASES: list[OpCase] = [
     # odd sizes: VALID leaves the last row out, SAME pads after only
     *_pool_cases("1x7x7x2", (3, 3), (2, 2), "VALID"),
     *_pool_cases("1x5x5x1", (2, 2), (2, 2), "SAME"),
+    # strides past the window: rows and columns no window reads (their gradient is 0)
+    *_pool_cases("1x8x7x2", (2, 1), (3, 2), "SAME"),
 ]
