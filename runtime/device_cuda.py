@@ -15,16 +15,20 @@ weight's previous value gave back at the end of the run before. Buffers are not 
 run yet: a run's device memory peak is the sum of its values.
 
 Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy, convolution,
-pooling, argmax/argmin, one_hot and the random draws a codegen_cuda_ops.CudaNodeKernel (an
-input a kernel reads only for its shape is not copied in); an elementwise node fusion leaves
-out (integers, control inputs) or a lone reduction a CudaKernel of its own. Variables,
-assignments, reads and constants are handled here (constants are copied in once per plan);
-assign_add/assign_sub are kernels fed the variable's value at their step; reshape, expand_dims
-and squeeze are views of a device value; shape and size are computed from the run-time shape
-(no data moves). Every other node runs on the host through its NumPy reference, its inputs
-copied out and its output copied in when a device step needs it: an explicit fallback, counted
-per op in `Stats.host_ops` (and printed with SYMGRAPH_DEBUG=2), until those ops get device
-kernels. numba.cuda is imported only inside functions.
+pooling, the index ops (argmax/argmin, one_hot, in_top_k), the data-movement ops (transpose,
+slices and their gradient, concat and its gradient, stack, tile, broadcast_to, pad,
+check_numerics), the reductions fusion leaves out (integer ones, axes known only at run time,
+sum_to, sum_tiles) and the random draws a codegen_cuda_ops.CudaNodeKernel (an input a kernel
+reads only for its shape is not copied in); an elementwise node fusion leaves out (integers,
+control inputs) or a lone reduction a CudaKernel of its own. Variables, assignments, reads and
+constants are handled here (constants are copied in once per plan); assign_add/assign_sub are
+kernels fed the variable's value at their step; reshape, expand_dims, squeeze and an unfed
+placeholder_with_default are views of their input, on whichever side it is; shape and size are
+computed from the run-time shape (no data moves). Every other node (integer division and
+powers, float16 values) runs on the host through its NumPy reference, its inputs copied out
+and its output copied in when a device step needs it: an explicit fallback, counted per op in
+`Stats.host_ops` (and printed with SYMGRAPH_DEBUG=2), as is a node whose kernel refuses its
+inputs (shapes the reference rejects). numba.cuda is imported only inside functions.
 
 Random numbers. Random ops and dropout masks draw on the device from xoroshiro128+ states, one
 array per random node kept in `CudaDevice.random` for the session's life, seeded from the
@@ -54,8 +58,9 @@ from runtime.variables import VariableStore
 from symgraph.errors import InvalidArgumentError
 from symgraph.graph import Node
 
-# nodes that are views of their first input on the device (same elements, same order)
-VIEW_OPS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze"})
+# nodes that are views of their first input (same elements, same order), on either side
+VIEW_OPS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze",
+                      "placeholder_with_default"})
 # nodes whose value is a function of their input's shape: computed on the host, no copy out
 SHAPE_OPS = frozenset({"shape", "size"})
 
@@ -333,13 +338,18 @@ class CudaDevice:
                     _contiguous(evaluate(node, [], store)))
                 self.stats.copies_in += 1
             run.put(node.id, value)
-        elif op in VIEW_OPS and not isinstance(run.values[node.inputs[0].node.id], np.ndarray):
+        elif op in VIEW_OPS:
             vid = node.inputs[0].node.id
             x = run.values[vid]
+            shapes = [_shape_only(run.values[t.node.id]) for t in node.inputs[1:]]
+            if isinstance(x, np.ndarray):  # a view of a host value: on the host, not counted
+                value = evaluate_naming_errors(node, [x, *shapes], store)
+                value.setflags(write=False)
+                run.put(node.id, value)
+                return
             # the view's shape: the reference applied to a zero-stride stand-in of x
             like = [np.lib.stride_tricks.as_strided(np.zeros(1, x.dtype), tuple(x.shape),
-                                                    (0,) * len(x.shape))]
-            like += [_shape_only(run.values[t.node.id]) for t in node.inputs[1:]]
+                                                    (0,) * len(x.shape)), *shapes]
             shape = evaluate(node, like, store).shape
             run.put(node.id, x.reshape(shape) if shape else x.reshape(1).reshape(()),
                     run.base(vid))
