@@ -101,7 +101,8 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksiz
         np.testing.assert_array_equal(a, b)
 
 
-def test_parallel_loops_match_the_reference(monkeypatch):
+@pytest.mark.parametrize("channels", [2, 8])  # im2col_shallow, and im2col by rows
+def test_parallel_loops_match_the_reference(monkeypatch, channels):
     """The prange loops (for big work) on tiny work give the reference's values: im2col,
     col2im and max pooling's gradient, whose overlapping windows share an image."""
     if codegen_cpu_threads.thread_budget() < 2:
@@ -115,8 +116,8 @@ def test_parallel_loops_match_the_reference(monkeypatch):
     attrs = {"strides": (1, 1), "dilations": (1, 1), "padding": "SAME"}
     pool = {"ksize": (3, 3), "strides": (1, 1), "padding": "SAME"}
     with sg.Graph().as_default() as graph:
-        x = sg.placeholder(sg.float32, [3, 5, 4, 2])
-        w = sg.placeholder(sg.float32, [3, 3, 2, 3])
+        x = sg.placeholder(sg.float32, [3, 5, 4, channels])
+        w = sg.placeholder(sg.float32, [3, 3, channels, 3])
         g = sg.placeholder(sg.float32, [3, 5, 4, 3])
         fetches = [apply(nn_ops.CONV2D_INPUT_GRAD, g, w, x, **attrs),
                    apply(nn_ops.CONV2D_FILTER_GRAD, x, g, w, **attrs),
@@ -125,6 +126,29 @@ def test_parallel_loops_match_the_reference(monkeypatch):
         want = sg.Session(graph=graph, device="reference").run(fetches, feed)
         got = sg.Session(graph=graph, device="cpu").run(fetches, feed)
     assert True in loaded, "the parallel loops did not run"
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [2, 8])
+def test_convolutions_in_pieces_of_one_image_match_the_reference(monkeypatch, channels):
+    """A deep input's patch columns are laid out and multiplied a piece of whole images at a
+    time (PIECE_BYTES); with pieces of one image each, a batch of three runs three pieces, and
+    the forward and both gradients keep the reference's values."""
+    monkeypatch.setattr(codegen_cpu_nn, "PIECE_BYTES", 1)
+    rng = np.random.default_rng(3)
+    attrs = {"strides": (2, 1), "dilations": (1, 1), "padding": "SAME"}
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(sg.float32, [3, 5, 4, channels])
+        w = sg.placeholder(sg.float32, [3, 2, channels, 3])
+        g = sg.placeholder(sg.float32, [3, 3, 4, 3])
+        fetches = [sg.nn.conv2d(x, w, (2, 1), "SAME"),
+                   apply(nn_ops.CONV2D_INPUT_GRAD, g, w, x, **attrs),
+                   apply(nn_ops.CONV2D_FILTER_GRAD, x, g, w, **attrs)]
+        feed = {t: rng.standard_normal(t.shape).astype(np.float32) for t in (x, w, g)}
+        want = sg.Session(graph=graph, device="reference").run(fetches, feed)
+        got = sg.Session(graph=graph, device="cpu").run(fetches, feed)
+    assert codegen_cpu_nn._pieces(3, 1) == [(0, 1), (1, 2), (2, 3)]
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
