@@ -134,6 +134,34 @@ def first_step_subprocess(workload: str, impl: str, env: dict[str, str],
     return json.loads(lines[-1])
 
 
+def impl_subprocess(workload: str, impl: str, npz: Path, flags: list[str],
+                    timeout_s: float = 900) -> dict:
+    """Runs `run.py --child` in a fresh process: one implementation of one workload, built,
+    its results saved to `npz` and (unless `--check-only` is in `flags`) timed; returns what
+    the child printed ({"pid", and "median_s", "reps", "spread" or "skipped" or "failed"}),
+    with "results": the arrays it saved, if it got that far (then a "failed" is a failure
+    while timed). The environment passes through unchanged ($SYMGRAPH_CACHE_DIR included)."""
+    try:
+        proc = subprocess.run([sys.executable, str(RUN_PY), "--child", workload, impl, str(npz),
+                               *flags], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        said = {"failed": f"no answer within {timeout_s:g} s (killed)"}
+    else:
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        said = json.loads(lines[-1]) if lines else {}
+        if proc.returncode != 0 or not lines:  # a crash: say its last words
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            said["failed"] = f"exit status {proc.returncode}: " + " | ".join(tail)[-300:]
+    if "skipped" not in said and npz.exists():
+        try:
+            with np.load(npz, allow_pickle=False) as saved:
+                said["results"] = {key: saved[key] for key in saved.files}
+        except Exception as e:  # a child killed while writing them
+            said["failed"] = f"its saved results are unreadable: {type(e).__name__}: {e}"
+            said.pop("results", None)
+    return said
+
+
 # -- the machine ----------------------------------------------------------------------------------
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -218,7 +246,7 @@ def render_table(rows: list[Row], impls: tuple[str, ...] = IMPLS) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Readers (and an interrupted run) see the old file or the new one, never half of one."""
     from symgraph.files import write_atomically
 
-    """Readers (and an interrupted run) see the old file or the new one, never half of one."""
     write_atomically(path, text)

@@ -4,7 +4,9 @@
     python benchmarks/run.py                  # everything (`make bench`), < 15 min on 2 cores
     python benchmarks/run.py --only w2 --budget 2 --no-first-step
 
-Every implementation's result is checked against the symgraph reference before it is timed;
+Every implementation of a workload is built, checked and timed in its own fresh process (the
+hidden `--child` argument), one after another; this process gathers their results and imports
+no peer framework. Every implementation's result is checked against the symgraph reference;
 one that disagrees is reported and left out of the table. Times are medians; the ratio in a
 baseline's cell is (baseline time) / (symgraph cpu time): above 1, symgraph is faster.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
+
 from benchmarks import harness, w1_mlp, w2_elementwise, w3_cnn, w4_forward  # noqa: E402
 from benchmarks.harness import IMPLS, LABELS, Row, Skip  # noqa: E402
 
@@ -38,54 +42,102 @@ def _short(e: BaseException) -> str:
     return text[0][:300] if text else type(e).__name__
 
 
-def check(mod, p, impls: tuple[str, ...], notes: list[str]) -> dict:
-    """Runs every implementation of one workload on problem `p` from a fresh state and checks
-    its results against the symgraph reference (NumPy by hand if the reference cannot run).
-    Returns the runners that agree; skips, failures and wrong results go into `notes`."""
-    runners, results = {}, {}
-    for impl in impls:
-        reason = harness.peer_missing(impl)
-        if reason:
-            notes.append(f"{mod.KEY} {LABELS[impl]}: skipped, {reason}")
-            continue
-        try:
-            runner = mod.make(impl, p)
-            results[impl] = runner.result()
-            runners[impl] = runner
-        except Skip as e:
-            notes.append(f"{mod.KEY} {LABELS[impl]}: skipped, {e}")
-        except Exception as e:  # a peer that fails to compile, or a symgraph bug: say it
-            notes.append(f"{mod.KEY} {LABELS[impl]}: FAILED to run: {_short(e)}")
+def check(mod, said: dict[str, dict], notes: list[str]) -> list[str]:
+    """Checks the results each implementation's process saved (`said`, impl -> what its child
+    said) against the symgraph reference's (NumPy by hand's if the reference did not run).
+    Returns the implementations that agree; skips, failures and wrong results go into `notes`."""
+    results = {}
+    for impl, out in said.items():
+        if "skipped" in out:
+            notes.append(f"{mod.KEY} {LABELS[impl]}: skipped, {out['skipped']}")
+        elif "results" not in out:  # a peer that fails to compile, or a symgraph bug: say it
+            notes.append(f"{mod.KEY} {LABELS[impl]}: FAILED to run: {out['failed']}")
+        else:
+            results[impl] = out["results"]
     oracle = "reference" if "reference" in results else "numpy"
     if oracle not in results:
         notes.append(f"{mod.KEY}: no oracle ran (reference and NumPy both failed): not timed")
-        return {}
-    for impl, why in harness.check_all(results, mod.TOLERANCES, oracle,
-                                       getattr(mod, "PEER_TOLERANCES", None)).items():
+        return []
+    failures = harness.check_all(results, mod.TOLERANCES, oracle,
+                                 getattr(mod, "PEER_TOLERANCES", None))
+    for impl, why in failures.items():
         notes.append(f"{mod.KEY} {LABELS[impl]}: WRONG RESULT, not timed: {why}")
-        del runners[impl]
+    agree = [impl for impl in results if impl not in failures]
     checked = ", ".join(f"{k} (rtol {v:g})" for k, v in mod.TOLERANCES.items())
-    notes.append(f"{mod.KEY}: checked {checked} of {', '.join(LABELS[i] for i in runners)} "
+    notes.append(f"{mod.KEY}: checked {checked} of {', '.join(LABELS[i] for i in agree)} "
                  f"against {LABELS[oracle]}")
-    return runners
+    return agree
+
+
+def run_children(mod, impls: tuple[str, ...], budget_s: float, tiny: bool = False,
+                 checked: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Each implementation in its own fresh process, one after another, so that none runs
+    beside another's threads or libraries (PyTorch's libgomp, loaded first, is the OpenMP
+    Numba's parallel loops then use, and its spinning threads slow symgraph's BLAS calls).
+    Those in `checked` only are built and checked, not timed. Returns impl -> what its child
+    said, with the result arrays it saved; the parent imports no peer framework itself."""
+    said = {}
+    with tempfile.TemporaryDirectory(prefix="symgraph-bench-") as folder:
+        for impl in (i for i in IMPLS if i in impls or i in checked):
+            reason = harness.peer_missing(impl)
+            if reason:
+                said[impl] = {"skipped": reason}
+                continue
+            flags = ["--budget", repr(budget_s), *(["--tiny"] if tiny else []),
+                     *([] if impl in impls else ["--check-only"])]
+            said[impl] = harness.impl_subprocess(mod.KEY, impl,
+                                                 Path(folder) / f"{mod.KEY}-{impl}.npz", flags)
+    return said
 
 
 def bench_workload(mod, impls: tuple[str, ...], budget_s: float, notes: list[str],
                    tiny: bool = False) -> Row:
-    """Checks every implementation of one workload, then times those that agree."""
-    checked = tuple(i for i in IMPLS if i in impls or i == "reference")  # the oracle always
-    runners = check(mod, mod.problem(**(mod.TINY if tiny else {})), checked, notes)
-    runners = {impl: r for impl, r in runners.items() if impl in impls}
+    """Checks every implementation of one workload, then reports the times of those that
+    agree (each child times itself right after saving its results; a wrong one's is dropped)."""
+    said = run_children(mod, impls, budget_s, tiny, checked=("reference",))  # the oracle always
+    agree = check(mod, said, notes)
     row = Row(mod.TITLE, "", per_second=hasattr(mod, "LR"))
     row.metric = "ms per step" if row.per_second else "ms per evaluation"
-    for impl, runner in runners.items():
-        slow = (mod.KEY, impl) in SLOW
-        t = harness.time_boxed(runner.step, budget_s / 2 if slow else budget_s,
-                               min_reps=3 if slow else 10, warmup=1 if slow else 3)
-        row.seconds[impl] = t.median_s
-        print(f"  {mod.KEY} {LABELS[impl]:<20} {t.median_s * 1e3:9.3f} ms  "
-              f"({t.reps} reps, IQR {100 * t.spread:.0f}% of median)", flush=True)
+    for impl in (i for i in agree if i in impls):
+        out = said[impl]
+        if "failed" in out:
+            notes.append(f"{mod.KEY} {LABELS[impl]}: FAILED while timed: {out['failed']}")
+            continue
+        row.seconds[impl] = out["median_s"]
+        print(f"  {mod.KEY} {LABELS[impl]:<20} {out['median_s'] * 1e3:9.3f} ms  "
+              f"({out['reps']} reps, IQR {100 * out['spread']:.0f}% of median)", flush=True)
     return row
+
+
+def time_step(key: str, impl: str, step, budget_s: float) -> harness.Timing:
+    """The timing rules: `budget_s` of repetitions after warm-up calls; the slow ones (SLOW)
+    get half the budget and fewer repetitions."""
+    slow = (key, impl) in SLOW
+    return harness.time_boxed(step, budget_s / 2 if slow else budget_s,
+                              min_reps=3 if slow else 10, warmup=1 if slow else 3)
+
+
+def impl_child(key: str, impl: str, npz: str, budget_s: float, tiny: bool, timed: bool) -> None:
+    """In a fresh process (`--child`): builds one implementation of one workload on the
+    workload's fixed-seed problem, saves `runner.result()` to `npz` for the parent to check,
+    then (if `timed`) times `runner.step`. Prints one JSON line: the timing, or why not."""
+    mod = WORKLOADS[key]
+    out: dict = {"pid": os.getpid()}
+    try:
+        runner = mod.make(impl, mod.problem(**(mod.TINY if tiny else {})))
+        np.savez(npz, **runner.result())
+    except Skip as e:
+        out["skipped"] = str(e)
+    except Exception as e:
+        out["failed"] = _short(e)
+    else:
+        try:
+            if timed:
+                t = time_step(key, impl, runner.step, budget_s)
+                out.update(median_s=t.median_s, reps=t.reps, spread=t.spread)
+        except Exception as e:
+            out["failed"] = _short(e)
+    print(json.dumps(out), flush=True)
 
 
 def first_step_rows(key: str, notes: list[str]) -> list[Row]:
@@ -188,6 +240,10 @@ def report(rows: list[Row], notes: list[str], command: str, tiny: bool = False) 
         "or graph construction, compilation and one training step, imports not counted; cold "
         "= empty kernel/compile caches, warm = a second process on the caches the first filled.",
         "",
+        "Every implementation of every workload is built, checked and timed in its own fresh "
+        "process, one after another: none shares a process with another framework's threads "
+        "or libraries.",
+        "",
         harness.render_table(rows),
         "",
         "## Targets (issue 4, point 8)",
@@ -213,9 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--first-step", nargs=2, metavar=("WORKLOAD", "IMPL"),
                         help=argparse.SUPPRESS)  # the child process of the first-step rows
+    parser.add_argument("--child", nargs=3, metavar=("WORKLOAD", "IMPL", "NPZ"),
+                        help=argparse.SUPPRESS)  # the child process of one table cell
+    parser.add_argument("--check-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.first_step:
         first_step_child(*args.first_step)
+        return 0
+    if args.child:
+        impl_child(*args.child, args.budget, args.tiny, timed=not args.check_only)
         return 0
 
     started = time.perf_counter()

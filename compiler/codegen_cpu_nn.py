@@ -48,6 +48,7 @@ SHALLOW = 8  # input channels under which im2col writes its columns transposed (
 # gradient from 3.0 to 2.9; pieces of 1.8 MB or 7 MB gained less.
 PIECE_BYTES = 4 << 20
 
+
 @functools.cache  # once per process: not a file read and hash per call
 def _load(parallel: bool) -> ModuleType:
     """The loops, serial or parallel, from a copy of SOURCE in the kernel cache (compiled by
