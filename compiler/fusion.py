@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from symgraph.graph import Node
+from symgraph.ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, VARIABLE
 from symgraph.registry import OpKind
 from symgraph.shapes import TensorShape
 
@@ -170,3 +171,36 @@ def _absorb(into: Group, other: Group, position: dict[int, int]) -> bool:
     into.members = sorted(trial.members, key=lambda m: position[m.id])
     into.ids, into.reductions = trial.ids, trial.reductions
     return True
+
+
+def in_place_updates(groups: Sequence[Group], steps: Sequence[Node]
+                     ) -> list[list[tuple[Node, Node]]]:
+    """For each group, the (variable, member) pairs its kernel computes in place: the member's
+    value is assigned to the variable by its only writer among the steps, and the group reads
+    the variable's value at the member's whole static shape (rank >= 1, no broadcasting), so
+    the loop can store element i of the new value where it has just read element i of the old
+    one (TF1's ApplyAdam, ApplyMomentum). The kernel is then rendered only that way; whether a
+    run may hand it the variable's own array, or a copy, is decided on the final steps
+    (schedule.in_place_updates)."""
+    writers: dict[int, int] = {}
+    for n in steps:
+        if n.opdef in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
+            writers[n.inputs[0].node.id] = writers.get(n.inputs[0].node.id, 0) + 1
+    group_of = {m.id: g for g in groups for m in g.members}
+    pairs: dict[int, list[tuple[Node, Node]]] = {id(g): [] for g in groups}
+    for n in steps:
+        if n.opdef is not ASSIGN:
+            continue
+        var, value = n.inputs[0].node, n.inputs[1].node
+        group = group_of.get(value.id)
+        if (group is None or var.opdef is not VARIABLE or writers[var.id] != 1
+                or value.id in group.reductions or group.shape.rank == 0
+                or not group.shape.is_fully_defined() or var.shape != group.shape
+                or value.shape != group.shape or value.dtype != var.dtype):
+            continue
+        if any(value.id == m.id or var.id == v.id for v, m in pairs[id(group)]):
+            continue  # one member's value assigned twice: the first variable takes it
+        if any(t.node.id == var.id and i not in m.opdef.shape_inputs
+               for m in group.members for i, t in enumerate(m.inputs)):
+            pairs[id(group)].append((var, value))
+    return [pairs[id(g)] for g in groups]

@@ -12,7 +12,9 @@ CUDA kernels. The IR says what the loop computes, not how it is scheduled:
   loop; a member fused because its static shapes agree must get no broadcasting): a kernel that
   fails one refuses its inputs (ValueError) and the executor runs the group's nodes one by one;
 - the body, in member order: `Compute` (v<j> = dtype(expr)), `Store` (an elementwise output),
-  `Reduce` (acc = combine(acc, value) from init, then finish(acc, count) and a cast).
+  `Reduce` (acc = combine(acc, value) from init, then finish(acc, count) and a cast);
+- in-place outputs (`writes`): an output stored into the array of the input it replaces (an
+  optimizer's update of a variable), which the loop reads at the same index just before.
 
 Expressions are the registry's templates with operands and scalar attributes substituted and every
 number replaced by a named constant of the statement's literal dtype (`constants`), so float32
@@ -130,6 +132,9 @@ class KernelIR:
     body: tuple[Compute | Store | Reduce, ...]
     constants: tuple[tuple[str, str, str], ...]  # (name, dtype name, Python literal)
     outputs: int
+    # (output slot, input slot): the output is stored into that input's own array, in place;
+    # the input has the loop's whole static shape, so element i is read before it is written
+    writes: tuple[tuple[int, int], ...] = ()
 
     @property
     def loads(self) -> list[Input]:
@@ -186,8 +191,11 @@ def _render(template: str, operands: list[str], attrs: dict, dtype: DType,
 _VALUE = re.compile(r"\b[xv]\d+\b")
 
 
-def lower(group: Group, inputs: Sequence[Node], outputs: Sequence[Node]) -> KernelIR:
-    """The IR of `group`, reading `inputs` (slots in order) and producing `outputs` (in order)."""
+def lower(group: Group, inputs: Sequence[Node], outputs: Sequence[Node],
+          in_place: Sequence[tuple[Node, Node]] = ()) -> KernelIR:
+    """The IR of `group`, reading `inputs` (slots in order) and producing `outputs` (in order);
+    each (input, output) pair of `in_place` (fusion.in_place_updates) stores the output into
+    the input's array."""
     rank = group.shape.rank
     slot = {n.id: k for k, n in enumerate(inputs)}
     dims: dict[int, list[tuple[int, int]]] = {d: [] for d in range(rank)}
@@ -255,4 +263,5 @@ def lower(group: Group, inputs: Sequence[Node], outputs: Sequence[Node]) -> Kern
                   for (dtype_name, literal), name in constants.items())
     return KernelIR(rank, tuple(group.shape.dims), tuple(ins),
                     tuple(tuple(dims[d]) for d in range(rank)), tuple(checks), tuple(body),
-                    table, len(outputs))
+                    table, len(outputs),
+                    tuple((out_slot[o.id], slot[i.id]) for i, o in in_place))

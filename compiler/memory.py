@@ -6,10 +6,12 @@ size. Walking the steps with the plan's lifetimes (a value is held from the step
 to the step after its last reader) gives the live bytes after each step and their peak.
 
 The figure is an upper bound of what the executor holds: views (reshape, transpose) are counted
-as copies. A kernel's own allocations count while it runs: a convolution's im2col columns (kept
-until the filter gradient that reuses them, codegen_cpu_nn.share_patches), the product an
-epilogue feeds to its loop. Intermediate values of a fused loop live in registers and are not
-values at all. Variables live in the session, not in the plan: they are reported apart.
+as copies, while an assignment's value and an optimizer's update written into its variable's
+buffer (plan.Update) count as nothing new. A kernel's own allocations count while it runs: a
+convolution's im2col columns (kept until the filter gradient that reuses them,
+codegen_cpu_nn.share_patches), the product an epilogue feeds to its loop. Intermediate values
+of a fused loop live in registers and are not values at all. Variables live in the session,
+not in the plan: they are reported apart.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from compiler.plan import Plan
 from symgraph.graph import Graph, Node, Tensor
-from symgraph.ops.state import PLACEHOLDER, VARIABLE
+from symgraph.ops.state import ASSIGN, PLACEHOLDER, VARIABLE
 from symgraph.registry import TensorType
 from symgraph.shapes import TensorShape
 
@@ -124,9 +126,15 @@ def plan_memory(plan: Plan, feed_shapes: Sequence[tuple[int, ...] | None]) -> Me
     live = sum(sizes.get(i, 0) for i in fed_ids)
     peak, peak_step, live_after = live, -1, []
     held: dict[int, int] = {}  # columns handed from a convolution to its filter gradient
-    for i, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+    in_place: set[int] = set()  # values that are variables' buffers, written in place
+    for i, (step, free, updates) in enumerate(zip(plan.steps, plan.free_after, plan.updates)):
         made = (step.id,) if isinstance(step, Node) else step.outputs
-        live += sum(sizes.get(v, 0) for v in made if v not in variable_ids)
+        # an update in the variable's own buffer makes no new array (plan.Update), nor does an
+        # assignment, whose value is the array it stores
+        in_place |= {made[u.output] for u in updates if u.reuse}
+        if isinstance(step, Node) and step.opdef is ASSIGN:
+            in_place.add(step.id)
+        live += sum(sizes.get(v, 0) for v in made if v not in variable_ids and v not in in_place)
         during, taken = 0, None
         if not isinstance(step, Node):
             during, kept, slot, takes = _temporaries(step, types, sizes)
@@ -137,7 +145,7 @@ def plan_memory(plan: Plan, feed_shapes: Sequence[tuple[int, ...] | None]) -> Me
         live_after.append(live + during)
         if live + during > peak:
             peak, peak_step = live + during, i
-        live -= sum(sizes.get(v, 0) for v in free if v not in variable_ids)
+        live -= sum(sizes.get(v, 0) for v in free if v not in variable_ids and v not in in_place)
         live -= held.pop(taken, 0)
     values = {i: s for i, s in sizes.items() if i not in variable_ids}
     return MemoryReport(plan=plan, peak_bytes=peak, peak_step=peak_step,

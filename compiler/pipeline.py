@@ -9,7 +9,7 @@ from compiler import passes
 from compiler.cache import debug
 from compiler.plan import Plan, describe
 from compiler.program import Program, extract
-from compiler.schedule import lifetimes, schedule, unfed_placeholders
+from compiler.schedule import in_place_updates, lifetimes, schedule, unfed_placeholders
 from symgraph.graph import Graph, Node
 
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
@@ -32,11 +32,13 @@ def optimize(program: Program) -> Program:
     return program
 
 
-def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
+def fuse(steps: list[Node], program: Program, target: str = "cpu"
+         ) -> tuple[list[Any], list[tuple[Node, Node]]]:
     """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
     and each node with a kernel of its own (cpu: convolution and pooling, codegen_cpu_nn;
-    cuda: matmul, softmax, cross-entropy, convolution and pooling, codegen_cuda_ops) by it."""
-    from compiler.fusion import find_groups
+    cuda: matmul, softmax, cross-entropy, convolution and pooling, codegen_cuda_ops) by it.
+    Also returns the (variable, value) pairs whose cpu kernels compute the value in place."""
+    from compiler import fusion
 
     if target == "cuda":
         from compiler.codegen_cuda import compile_group
@@ -52,8 +54,13 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
     keep = {n.id for n in program.outputs}
     kernel_at: dict[int, Any] = {}
     fused: set[int] = set()
-    for group in find_groups(steps):
-        kernel = compile_group(group, consumers, keep)
+    groups = fusion.find_groups(steps)
+    # the cuda device keeps its own variables (runtime.device_cuda): no in-place kernels there
+    in_place = (fusion.in_place_updates(groups, steps) if target == "cpu"
+                else [[] for _ in groups])
+    for group, pairs in zip(groups, in_place):
+        kernel = (compile_group(group, consumers, keep, pairs) if pairs
+                  else compile_group(group, consumers, keep))
         debug(1, f"kernel {kernel.name}: " + " -> ".join(m.opdef.name for m in group.members))
         kernel_at[group.members[0].id] = kernel
         fused |= group.ids
@@ -68,7 +75,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu") -> list[Any]:
 
         share_patches(list(kernel_at.values()))
         compiled = attach_epilogues(compiled, keep)
-    return compiled
+    return compiled, [pair for pairs in in_place for pair in pairs]
 
 
 def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
@@ -84,9 +91,9 @@ def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
     nodes = schedule(program.outputs, feed_ids)
     unfed = unfed_placeholders(nodes)
     compiled = target != "reference" and not unfed
-    steps: list[Any] = fuse(nodes, program, target) if compiled else nodes
+    steps, pairs = fuse(nodes, program, target) if compiled else (nodes, [])
     keep = {n.id for n in program.outputs}
     plan = Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
-                unfed=unfed)
+                unfed=unfed, updates=in_place_updates(steps, pairs, keep))
     debug(4, describe(plan))
     return plan

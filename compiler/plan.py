@@ -10,6 +10,24 @@ from symgraph.graph import Node
 
 
 @dataclass(frozen=True)
+class Update:
+    """A kernel step that computes a variable's next value into the array it reads the old one
+    from (an optimizer's update, in place: one copy of each weight and slot, not two).
+
+    The executor passes that array at the step's input positions `slots` (where the variable's
+    value goes) and takes it back as the step's output `output`, which the variable's assign
+    then keeps. With `reuse`, the array is the variable's own buffer in the session's store:
+    no later step reads the variable's old value (nor any view of it) and no fetch returns it.
+    Without, it is a copy made for the run, and the old value stays intact for its readers.
+    """
+
+    var: Node
+    slots: tuple[int, ...]
+    output: int
+    reuse: bool
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a device executes for one (fetches, feeds) signature.
 
@@ -21,12 +39,18 @@ class Plan:
         pooling node (codegen_cpu_nn).
       free_after: for each step, the ids of values no later step needs (dropped after it).
       unfed: placeholders the steps need but no feed supplies (the run must fail, naming them).
+      updates: for each step, the variables it updates in place (usually none).
     """
 
     program: Program
     steps: tuple[Any, ...]
     free_after: tuple[tuple[int, ...], ...]
     unfed: tuple[Node, ...]
+    updates: tuple[tuple[Update, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.updates:  # one entry per step: the executor zips them with the steps
+            object.__setattr__(self, "updates", ((),) * len(self.steps))
 
     @property
     def kernels(self) -> list[Any]:
@@ -39,7 +63,7 @@ def describe(plan: Plan) -> str:
     program = plan.program
     nodes = program.graph.nodes
     lines = [f"plan: {len(plan.steps)} steps, {len(plan.kernels)} compiled kernels"]
-    for i, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+    for i, (step, free, updates) in enumerate(zip(plan.steps, plan.free_after, plan.updates)):
         if isinstance(step, Node):
             user = program.user_node(step)
             lines.append(f"{i:4d} op     {step.opdef.name} {step.shape} "
@@ -50,6 +74,10 @@ def describe(plan: Plan) -> str:
                 user = program.user_node(m)
                 lines.append(f"            {m.opdef.name} {m.shape} '{user.name}' "
                              f"({user.location})")
+        for u in updates:
+            how = "its own buffer" if u.reuse else "a copy (its old value is read later or fetched)"
+            lines.append(f"            updates '{program.user_node(u.var).name}' in place, "
+                         f"in {how}")
         if free:
             lines.append("            drops " + ", ".join(
                 f"'{program.user_node(nodes[v]).name}'" for v in free))

@@ -1,12 +1,15 @@
-"""Pruning to the fetched subgraph, ordering its steps, and when each value can be dropped."""
+"""Pruning to the fetched subgraph, ordering its steps, when each value can be dropped, and
+which in-place updates may write the variable's own buffer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from compiler.plan import Update
 from compiler.program import live_nodes
 from symgraph.graph import Node
+from symgraph.ops.state import ASSIGN, READ_VARIABLE
 from symgraph.registry import OpKind
 
 
@@ -65,3 +68,63 @@ def unfed_placeholders(steps: Sequence[Node]) -> tuple[Node, ...]:
     """Source steps that have no way to compute a value: placeholders left without a feed."""
     return tuple(n for n in steps if n.opdef.kind is OpKind.SOURCE and n.opdef.numpy is None
                  and n.opdef.effect is None)
+
+
+def in_place_updates(steps: Sequence[Any], pairs: Sequence[tuple[Node, Node]],
+                     keep: set[int]) -> tuple[tuple[Update, ...], ...]:
+    """For each step, the in-place updates it makes (plan.Update): `pairs` are the (variable,
+    value) pairs whose kernels were rendered in place (fusion.in_place_updates).
+
+    An update may write the variable's own buffer (`reuse`) when, from that step on, nothing
+    reads the variable's old value: every consumer in a run sees the value from before the
+    run's assignments (TF1), and a fetched variable returns it. Values that may share its
+    memory count as the value: a node run by NumPy may return a view of its input (transpose,
+    reshape), so its output counts when it reads one of them; a kernel's outputs are new.
+    A `read_variable` between the step and the assign would see the new value early.
+    """
+    var_of = {value.id: var for var, value in pairs}
+    at: dict[int, int] = {}  # variable id -> the step that updates it
+    for p, step in enumerate(steps):
+        if not isinstance(step, Node):
+            at.update((var_of[out].id, p) for out in step.outputs if out in var_of)
+    assign_at = {s.inputs[0].node.id: j for j, s in enumerate(steps) if isinstance(s, Node)
+                 and s.opdef is ASSIGN and s.inputs[1].node.id in var_of}
+    old: dict[int, set[int]] = {v: {v} for v in at}  # value id -> variables it may view
+    early: set[int] = set()  # variables read by a read_variable after their update step
+    last_use: dict[int, int] = {}
+    for j, s in enumerate(steps):
+        reads = step_inputs(s)
+        for v in reads:
+            last_use[v] = j
+        if not isinstance(s, Node):
+            continue
+        var = s.inputs[0].node.id if s.opdef is READ_VARIABLE else None
+        if var in at and j < assign_at.get(var, len(steps)):
+            old[s.id] = {var}
+            if j > at[var]:
+                early.add(var)
+        elif s.opdef.has_output:
+            seen = set().union(*(old.get(v, ()) for v in reads))
+            if seen:
+                old[s.id] = seen
+    views: dict[int, list[int]] = {}  # variable id -> the values that may view its old value
+    for value, variables in old.items():
+        for var in variables:
+            views.setdefault(var, []).append(value)
+
+    def may_reuse(var: int, p: int, slots: tuple[int, ...]) -> bool:
+        others = [v for k, v in enumerate(steps[p].inputs) if k not in slots]
+        return var not in early and not any(
+            v in keep or last_use.get(v, -1) > p or v in others for v in views[var])
+
+    updates: list[tuple[Update, ...]] = []
+    for p, step in enumerate(steps):
+        found = []
+        if not isinstance(step, Node):
+            for q, out in enumerate(step.outputs):
+                var = var_of.get(out)
+                if var is not None:
+                    slots = tuple(k for k, v in enumerate(step.inputs) if v == var.id)
+                    found.append(Update(var, slots, q, may_reuse(var.id, p, slots)))
+        updates.append(tuple(found))
+    return tuple(updates)

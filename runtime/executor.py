@@ -40,11 +40,11 @@ def run_steps(plan: Any, values: dict[int, Any], state: Any,
     with np.errstate(all="ignore"):  # inf and nan propagate as in TF1; no warnings per op
         if observers:
             return _run_observed(plan, values, state, observers)
-        for step, free in zip(plan.steps, plan.free_after):
+        for step, free, updates in zip(plan.steps, plan.free_after, plan.updates):
             if isinstance(step, Node):
                 _run_node(step, values, state)
             else:
-                _run_kernel(step, values, state)
+                _run_kernel(step, values, state, updates)
             for value_id in free:
                 values.pop(value_id, None)
     return values
@@ -53,16 +53,20 @@ def run_steps(plan: Any, values: dict[int, Any], state: Any,
 def _run_observed(plan: Any, values: dict[int, Any], state: Any,
                   observers: Sequence[Any]) -> dict[int, Any]:
     """The same loop, with each step timed and shown to the observers before its inputs are
-    dropped (`begin` sees the feeds; `end` runs only when every step succeeded)."""
+    dropped (`begin` sees the feeds; `end` runs only when every step succeeded). A checked
+    run updates variables in copies: a step that makes a NaN fails before its assignment,
+    leaving the variable as it was, and the checker can re-run it on its inputs."""
     clock = time.perf_counter_ns
     for observer in observers:
         observer.begin(plan, values)
-    for index, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+    checked = any(isinstance(o, NumericsChecker) for o in observers)
+    for index, (step, free, updates) in enumerate(
+            zip(plan.steps, plan.free_after, plan.updates)):
         start = clock()
         if isinstance(step, Node):
             _run_node(step, values, state)
         else:
-            _run_kernel(step, values, state)
+            _run_kernel(step, values, state, updates, reuse=not checked)
         end = clock()
         for observer in observers:
             observer.after_step(plan, index, step, values, state, start, end)
@@ -95,9 +99,17 @@ def evaluate_naming_errors(node: Node, args: list, state: Any) -> Any:
                                    f"{type(e).__name__}: {e}", node) from e
 
 
-def _run_kernel(kernel: Any, values: dict[int, Any], state: Any) -> None:
+def _run_kernel(kernel: Any, values: dict[int, Any], state: Any,
+                updates: Sequence[Any] = (), reuse: bool = True) -> None:
+    args = [values[i] for i in kernel.inputs]
+    buffers = []
+    for update in updates:  # compiler.plan.Update: the kernel writes the variable's array
+        buffer = state.buffer_for_update(update.var, args[update.slots[0]],
+                                         reuse and update.reuse)
+        for k in update.slots:
+            args[k] = buffer
+        buffers.append(buffer)
     try:
-        args = [values[i] for i in kernel.inputs]
         outs = kernel.function_for(args)(*args)
     except ValueError:
         # The kernel refuses shapes it cannot loop over (operands that do not broadcast, or a
@@ -108,6 +120,12 @@ def _run_kernel(kernel: Any, values: dict[int, Any], state: Any) -> None:
         for node in kernel.members:
             _run_node(node, values, state)
         return
+    if buffers:
+        outs = list(outs)
+        for update, buffer in zip(updates, buffers):
+            # the variable's next value: a read-only view of the buffer, which its assign
+            # keeps (the buffer itself stays writable, for the next update)
+            outs[update.output] = buffer.view()
     for value_id, out in zip(kernel.outputs, outs):
         # a kernel's outputs are new arrays that nothing writes to again: read-only, a variable
         # assigned one keeps it without a copy (a fetch of one gets a copy instead)

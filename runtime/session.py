@@ -99,6 +99,8 @@ class Session:
         None. `feed_dict` maps placeholders (or any tensor) to values that replace them.
         With `options=sg.RunOptions(trace_level=sg.RunOptions.FULL_TRACE)` and
         `run_metadata=sg.RunMetadata()`, the run records each step's time and bytes there.
+        Runs from several threads take turns; an optimizer's step updates the variables in
+        place (runtime.variables), and every array returned is the caller's own.
         """
         if self._closed:
             raise RuntimeError("this Session is closed; create a new one")
@@ -131,14 +133,16 @@ class Session:
                 if e.node is not None:
                     e.node = program.user_node(e.node)
                 raise
-        by_fetch = {n.id: values.get(out.id) for n, out in zip(nodes, plan.program.outputs)}
-        results = []
-        for node, is_op in targets:
-            value = by_fetch[node.id]
-            if is_op or value is None:
-                results.append(None)
-            else:
-                results.append(value if value.flags.writeable else value.copy())
+            # read-only values may be (views of) variables' buffers, which the next run may
+            # update in place: copied before another run can start
+            by_fetch = {n.id: values.get(out.id) for n, out in zip(nodes, program.outputs)}
+            results = []
+            for node, is_op in targets:
+                value = by_fetch[node.id]
+                if is_op or value is None:
+                    results.append(None)
+                else:
+                    results.append(value if value.flags.writeable else value.copy())
         return rebuild(results)
 
     def plan_for(self, fetches: Any, feed_dict: dict | None = None) -> Plan:

@@ -13,7 +13,8 @@ from symgraph.graph import Node
 
 def _has_writable_base(arr: np.ndarray) -> bool:
     """Whether some array that `arr` views can still be written (a compiled kernel's output
-    owns its memory through a non-array base, which nobody writes)."""
+    owns its memory through a non-array base, which nobody writes; a store's own buffer is
+    writable, so a view of it is copied before another variable keeps it)."""
     base = arr.base
     while isinstance(base, np.ndarray):
         if base.flags.writeable:
@@ -23,14 +24,27 @@ def _has_writable_base(arr: np.ndarray) -> bool:
 
 
 class VariableStore:
-    """Maps variable names to read-only arrays; a write replaces the array, never mutates it.
+    """Maps variable names to read-only arrays; a write replaces the array.
 
-    Read-only values mean a fetched value can never alias the session's state by accident, and a
-    read taken earlier in a run keeps its value when the variable is assigned later in that run.
+    Read-only values mean a fetched value can never alias the session's state by accident (a
+    fetch copies a read-only value), and a read taken earlier in a run keeps its value when the
+    variable is assigned later in that run.
+
+    The one exception is an in-place update (compiler.plan.Update: an optimizer's step written
+    into the array it reads, as TF1's ApplyAdam does): the store keeps, per variable, at most
+    one buffer of its own (`_buffers`), writable, which nothing outside the store and the
+    update kernels ever holds; the variable's value is then a read-only view of it. Values
+    that may be shared (a constant, another variable's value, a checkpoint's or a user's
+    array) are copied into a new buffer on the first update, never written.
+
+    Runs of one session take turns (Session.run holds its lock); `load` from another thread
+    during a run may be lost to the run's update, as with TF1's use_locking=False, and no
+    array a user was given ever changes.
     """
 
     def __init__(self) -> None:
         self._values: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
         self._rngs: dict[int, np.random.Generator] = {}
         self._lock = threading.Lock()
 
@@ -53,6 +67,14 @@ class VariableStore:
             raise InvalidArgumentError(
                 f"cannot assign a value of shape {arr.shape} to variable '{var.name}' of shape "
                 f"{var.shape} (created at {var.location})", var)
+        name = var.name
+        buffer = self._buffers.get(name)
+        if buffer is not None and _views_whole(arr, buffer):
+            # the variable's own buffer, which an update has just written in place
+            with self._lock:
+                if self._buffers.get(name) is buffer:
+                    self._values[name] = arr
+                    return
         # only an array no one else can change is kept as is (another variable's value, or a
         # kernel's read-only output); a view, even a read-only one, may see its writable base
         # change
@@ -60,7 +82,24 @@ class VariableStore:
             arr = np.array(arr, copy=True, order="C")
         arr.setflags(write=False)
         with self._lock:
-            self._values[var.name] = arr
+            self._values[name] = arr
+            self._buffers.pop(name, None)
+
+    def buffer_for_update(self, var: Node, value: np.ndarray, reuse: bool) -> np.ndarray:
+        """A writable, C-contiguous array holding `value` (the variable's value, as this run
+        read it), for a kernel that overwrites it with the variable's next value: the store's
+        own buffer where `reuse` allows it and `value` is a view of it, else a new copy, which
+        becomes the store's own when the variable is assigned its view (write)."""
+        name = var.name
+        with self._lock:
+            buffer = self._buffers.get(name)
+            if reuse and buffer is not None and value.base is buffer \
+                    and self._values.get(name) is value:
+                return buffer
+        buffer = np.array(value, copy=True, order="C")
+        with self._lock:
+            self._buffers[name] = buffer
+        return buffer
 
     def rng(self, node: Node) -> np.random.Generator:
         """The random stream of one random op in this session, created on its first run.
@@ -81,3 +120,10 @@ class VariableStore:
 
     def names(self) -> list[str]:
         return list(self._values)
+
+
+def _views_whole(arr: np.ndarray, buffer: np.ndarray) -> bool:
+    """`arr` is a read-only view of all of `buffer`, element for element (a C-contiguous view
+    of the same shape starts where the buffer starts)."""
+    return (arr.base is buffer and not arr.flags.writeable and arr.shape == buffer.shape
+            and arr.flags.c_contiguous)

@@ -646,6 +646,11 @@ def _train_both(build_model: Any, batches: list[tuple[np.ndarray, np.ndarray]],
             got, _ = cpu.run([loss, train_op], feed)
             np.testing.assert_allclose(got, want, **TOLERANCE[dtype], err_msg=f"step {step}")
         assert executor.fallbacks == before, "a kernel refused its inputs"
+        # the steps after the first wrote every weight and slot in place, in the session's
+        # own buffers (compiler.plan.Update): the path compared here
+        plan = cpu.plan_for([loss, train_op], feed)
+        in_place = {u.var.name for updates in plan.updates for u in updates if u.reuse}
+        assert {v.node.name for v in variables if v.shape.rank} <= in_place
         for v, got, want in zip(variables, cpu.run(variables), ref.run(variables)):
             np.testing.assert_allclose(got, want, **TOLERANCE[dtype], err_msg=v.name)
 

@@ -98,3 +98,23 @@ def test_convolution_temporaries_are_counted():
     assert conv_at < grad_at
     assert all(train.live_after[i] >= cols + image for i in range(conv_at, grad_at + 1))
     assert train.live_after[-1] < cols  # freed once the filter gradient took them
+
+
+def test_updates_in_the_variables_buffers_take_no_new_memory():
+    """A momentum step on one 256x256 weight: its slot and the weight are updated in their own
+    buffers (plan.Update) and each assignment keeps the array it is given, so the step's peak
+    is the gradient (the epilogue's product) and little more, not three more weights."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 256], name="x")
+        w = sg.Variable(np.ones((256, 256), np.float32), name="w")
+        train = sg.train.MomentumOptimizer(0.1, 0.9).minimize(sg.reduce_sum(sg.square(x @ w)))
+        init = sg.global_variables_initializer()
+    sess = sg.Session(graph=g, device="cpu")
+    sess.run(init)
+    feed = {x: np.ones((2, 256), np.float32)}
+    report = sess.memory_report(train, feed)
+    weight = 256 * 256 * 4
+    assert sum(u.reuse for step in report.plan.updates for u in step) == 2
+    assert weight <= report.peak_bytes < weight + 16 * 1024
+    assert report.variable_bytes == 2 * weight and report.live_after[-1] < 16

@@ -349,3 +349,98 @@ def test_schedule_drives_an_optimizer_through_the_global_step():
             sess.run(train)
         # each step reads the step before its increment: lr = 0.1, 0.05, 0.025
         np.testing.assert_allclose(sess.run(w), [1.0 - 0.175], rtol=1e-12)
+
+
+# ---- in-place updates (cpu) -------------------------------------------------------------------
+
+IN_PLACE_OPTIMIZERS = {"adam": lambda: sg.train.AdamOptimizer(0.1),
+                       "momentum": lambda: sg.train.MomentumOptimizer(0.05, 0.9)}
+
+
+def broadcast_problem(shape):
+    """loss = sum((w * x)^2) with x broadcast along w's last axis: the gradient fuses into the
+    slot update, whose loop is then not flat (rank 2) or merges its leading dims (rank 3)."""
+    w = sg.Variable(np.linspace(-1, 1, math.prod(shape)).reshape(shape), name="w")
+    x = sg.constant(np.linspace(0.5, 1.5, shape[-1]))
+    return [w], sg.reduce_sum(sg.square(w * x))
+
+
+def dense_problem():
+    w, b, loss = build_problem()
+    return [w, b], loss
+
+
+def in_place_kernels(plan):
+    """The plan's loops that store into their inputs, by form: flat, merged or plain."""
+    forms = {}
+    for k in plan.kernels:
+        loop = k if hasattr(k, "writes") else None
+        if loop is None:  # an epilogue: its loop is the kernel of the same name after the "+"
+            loop = next((c for c in plan.kernels if c.name == k.name.split("+")[-1]), None)
+        if loop is not None and loop.writes:
+            form = "flat" if loop.flat_shape else "merged" if loop.merged else "plain"
+            forms.setdefault(form, []).append(loop)
+    return forms
+
+
+@pytest.mark.parametrize("problem", ["dense", "rank2", "rank3"])
+@pytest.mark.parametrize("name", sorted(IN_PLACE_OPTIMIZERS))
+def test_cpu_updates_weights_and_slots_in_their_own_buffers(name, problem):
+    """After the first step (which copies the initial values into buffers of the session's
+    own), each step writes every weight and slot into the array it read them from, as TF1's
+    ApplyAdam does: one copy of each, no new arrays; results stay the reference's."""
+    variables, loss = {"dense": dense_problem, "rank2": lambda: broadcast_problem((3, 4)),
+                       "rank3": lambda: broadcast_problem((2, 3, 4))}[problem]()
+    opt = IN_PLACE_OPTIMIZERS[name]()
+    train = opt.minimize(loss)
+    state = [v for v in sg.global_variables() if v.shape.rank]  # weights and slots
+    assert len(state) == len(variables) * (3 if name == "adam" else 2)
+    cpu, ref = sg.Session(device="cpu"), sg.Session(device="reference")
+    for sess in (cpu, ref):
+        sess.run(sg.global_variables_initializer())
+    plan = cpu.plan_for(train)
+    assert {u.var.name for ups in plan.updates for u in ups if u.reuse} == {
+        v.node.name for v in state}
+    form = {"dense": "flat", "rank2": "plain", "rank3": "merged"}[problem]
+    assert form in in_place_kernels(plan), in_place_kernels(plan)
+    cpu.run(train)
+    ref.run(train)
+    held = [cpu._store.read(v.node) for v in state]  # held: their memory cannot be reused
+    for _ in range(STEPS - 1):
+        cpu.run(train)
+        ref.run(train)
+    for v, old in zip(state, held):
+        now = cpu._store.read(v.node)
+        assert np.shares_memory(now, old), f"{v.name} got a new array"
+        assert not now.flags.writeable
+    for got, want in zip(cpu.run(state), ref.run(state)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for loops in in_place_kernels(plan).values():  # one compiled version each, every step
+        for loop in loops:
+            assert len(loop.fn.signatures) == 1, (loop.name, loop.fn.signatures)
+
+
+def test_in_place_updates_compile_no_more_kernels():
+    """The in-place form replaces the allocating form: a training step of a small MLP compiles
+    as many kernels as before (9 loops for Adam, 9 for Momentum, measured before the change)."""
+    for make, slots in ((lambda: sg.train.AdamOptimizer(1e-3), 2),
+                        (lambda: sg.train.MomentumOptimizer(0.1, 0.9), 1)):
+        with sg.Graph().as_default() as g:
+            sg.set_random_seed(1)
+            x = sg.placeholder(sg.float32, [None, 20])
+            y = sg.placeholder(sg.int64, [None])
+            h = sg.layers.dense(x, 16, activation=sg.nn.relu)
+            logits = sg.layers.dense(h, 5)
+            loss = sg.reduce_mean(sg.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=y, logits=logits))
+            train = make().minimize(loss)
+            sess = sg.Session(graph=g, device="cpu")
+            sess.run(sg.global_variables_initializer())
+            feed = {x: np.ones((8, 20), np.float32), y: np.arange(8) % 5}
+            plan = sess.plan_for(train, feed)
+            for _ in range(3):
+                sess.run(train, feed)
+        loops = {k.name.split("+")[-1] for k in plan.kernels}
+        assert (len(plan.kernels), len(loops)) == (15, 9), sorted(loops)
+        # 2 kernels and 2 biases, each with its slots: every one updated in place
+        assert sum(u.reuse for ups in plan.updates for u in ups) == 4 * (1 + slots)

@@ -210,6 +210,153 @@ def test_control_dependencies_and_group_run_their_ops():
         assert sess.run(a) == 11
 
 
+# ---- in-place updates (cpu: an optimizer's step writes the variable's own buffer) -------------
+
+
+def _stepper(shape=(4,)):
+    """w, and an update that a cpu kernel computes in place: w <- w * 0.5 + 1."""
+    w = sg.Variable(np.arange(np.prod(shape), dtype=np.float32).reshape(shape), name="w")
+    return w, w.assign(w * 0.5 + 1.0)
+
+
+def _updates(sess, fetches):
+    return {u.var.name: u.reuse for ups in sess.plan_for(fetches).updates for u in ups}
+
+
+def test_a_variable_fetched_with_its_update_comes_back_as_it_was():
+    w, step = _stepper()
+    with sg.Session(device="cpu") as sess:
+        sess.run(w.initializer)
+        assert _updates(sess, step) == {"w": True}
+        assert _updates(sess, [w, step]) == {"w": False}  # written into a copy instead
+        sess.run(step)
+        before = sess.run(w)
+        old, new = sess.run([w, step])
+        np.testing.assert_array_equal(old, before)
+        np.testing.assert_array_equal(new, before * 0.5 + 1)
+        np.testing.assert_array_equal(sess.run(w), new)
+        sess.run(step)  # in place again
+        np.testing.assert_array_equal(sess.run(w), new * 0.5 + 1)
+
+
+def test_fetched_values_never_change_in_later_runs():
+    """A fetch of the variable, of its update's value, or of a view of it, is the caller's:
+    the buffer it came from is overwritten by the next steps, the fetched array is not."""
+    w, step = _stepper((2, 3))
+    with sg.Session(device="cpu") as sess:
+        sess.run(w.initializer)
+        sess.run(step)
+        fetched = [sess.run(w), sess.run(step), sess.run(sg.reshape(w, [3, 2])),
+                   sess.run(sg.transpose(w))]
+        kept = [f.copy() for f in fetched]
+        for _ in range(3):
+            sess.run(step)
+        for f, k in zip(fetched, kept):
+            np.testing.assert_array_equal(f, k)
+        assert not np.array_equal(sess.run(w), kept[0])
+
+
+def test_a_view_of_the_old_value_read_after_the_update_sees_the_old_value():
+    """transpose(w), run by NumPy, is a view of w's array: a reader after the update makes it
+    write a copy, so the reader sees the value from before the run's assignments."""
+    w = sg.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="w")
+    wt = sg.transpose(w)
+    step = w.assign(w * 2.0)
+    later = sg.reduce_sum(wt * 1.0, axis=1)  # created (so scheduled) after the update
+    with sg.Session(device="cpu") as sess:
+        sess.run(w.initializer)
+        assert _updates(sess, [step, later]) == {"w": False}
+        sess.run(step)
+        before = sess.run(w)
+        _, got = sess.run([step, later])
+        np.testing.assert_array_equal(got, before.sum(axis=0))
+        np.testing.assert_array_equal(sess.run(w), before * 2)
+
+
+def test_a_variable_assigned_another_keeps_its_own_copy():
+    w, step = _stepper()
+    v = sg.Variable(np.zeros(4, np.float32), name="v")
+    copy = v.assign(w)
+    with sg.Session(device="cpu") as sess:
+        sess.run(sg.global_variables_initializer())
+        sess.run(step)  # w now lives in a buffer of its own, updated in place
+        sess.run(copy)
+        kept = sess.run(v)
+        np.testing.assert_array_equal(kept, sess.run(w))
+        for _ in range(3):
+            sess.run(step)
+        np.testing.assert_array_equal(sess.run(v), kept)
+        assert not np.array_equal(sess.run(w), kept)
+
+
+def test_loaded_and_restored_arrays_are_never_written(tmp_path):
+    w, step = _stepper()
+    with sg.Session(device="cpu") as sess:
+        sess.run(w.initializer)
+        frozen = np.full(4, 3.0, np.float32)
+        frozen.setflags(write=False)  # kept without a copy: updates must copy it first
+        w.load(frozen, sess)
+        for _ in range(2):
+            sess.run(step)
+        np.testing.assert_array_equal(frozen, np.full(4, 3.0))
+        saver = sg.train.Saver([w])
+        path = saver.save(sess, str(tmp_path / "ckpt"))
+        saved = sess.run(w)
+        sess.run(step)
+        saver.restore(sess, path)
+        np.testing.assert_array_equal(sess.run(w), saved)
+        sess.run(step)
+        np.testing.assert_array_equal(sess.run(w), saved * 0.5 + 1)
+
+
+def test_a_checked_run_that_makes_nan_leaves_the_variable_as_it_was():
+    w = sg.Variable(np.array([1.0, 0.5], np.float32), name="w")
+    step = w.assign(sg.sqrt(w) * 0.0 + w - 1.0)  # NaN once w < 0
+    with sg.Session(device="cpu", check_numerics=True) as sess:
+        sess.run(w.initializer)
+        sess.run(step)  # [0, -0.5], in a buffer of the session's own
+        with pytest.raises(sg.errors.InvalidArgumentError, match="NaN"):
+            sess.run(step)
+        np.testing.assert_array_equal(sess.run(w), [0.0, -0.5])
+
+
+def test_runs_from_two_threads_on_one_session():
+    """Runs take turns (racy values are allowed, as TF1's use_locking=False; crashes and
+    fetched arrays that change are not)."""
+    import threading
+
+    w, step = _stepper((64,))
+    with sg.Session(device="cpu") as sess:
+        sess.run(w.initializer)
+        fetched, errors = [], []
+
+        def train():
+            try:
+                for _ in range(200):
+                    sess.run(step)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        def watch():
+            try:
+                for _ in range(200):
+                    value = sess.run(w)
+                    fetched.append((value, value.copy()))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=f) for f in (train, watch)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for value, kept in fetched:
+            np.testing.assert_array_equal(value, kept)
+        # w * 0.5 + 1 converges to 2: every fetched value is some step's whole value
+        np.testing.assert_allclose(sess.run(w), 2.0, rtol=1e-6)
+
+
 # ---- fed-value conversion rules (TF1's: no value may change kind) -----------------------------
 
 
