@@ -92,27 +92,28 @@ def _need(ok: bool, what: str) -> None:
 # ---- convolution: im2col + GEMM ------------------------------------------------------------------
 
 
-class _Patches:
-    """The im2col columns of one input value, handed by a convolution to the filter gradient of
-    the same input and geometry later in the same run (see share_patches). The value is known
-    by identity: a run's values are new arrays that nothing writes to, so the same object in
-    the same run holds the same numbers; a different object (the next run) gets no columns."""
+class _HandOver:
+    """What a forward kernel computed from one input value, handed to the backward kernel of
+    the same input and geometry later in the same run: a convolution's im2col columns (see
+    share_patches), a max pool's winning taps (see share_winners). The value is known by
+    identity: a run's values are new arrays that nothing writes to, so the same object in the
+    same run holds the same numbers; a different object (the next run) gets nothing."""
 
-    __slots__ = ("source", "cols")
+    __slots__ = ("source", "value")
 
     def __init__(self) -> None:
         self.source: Any = None
-        self.cols: np.ndarray | None = None
+        self.value: np.ndarray | None = None
 
-    def put(self, source: Any, cols: np.ndarray) -> None:
-        self.source, self.cols = source, cols
+    def put(self, source: Any, value: np.ndarray) -> None:
+        self.source, self.value = source, value
 
     def take(self, source: Any, shape: tuple) -> np.ndarray | None:
-        """The columns of `source` if they are here (and of `shape`); the slot is emptied, so
-        that they are not held past their one reader."""
-        cols = self.cols if self.source is source else None
-        self.source = self.cols = None
-        return cols if cols is not None and cols.shape == shape else None
+        """What was computed from `source`, if it is here (and of `shape`); the slot is
+        emptied, so that it is not held past its one reader."""
+        value = self.value if self.source is source else None
+        self.source = self.value = None
+        return value if value is not None and value.shape == shape else None
 
 
 def share_patches(kernels: Sequence[Any]) -> None:
@@ -137,7 +138,7 @@ def share_patches(kernels: Sequence[Any]) -> None:
         side.setdefault(key, conv)
     for key, conv in forward.items():
         if key in backward:
-            conv.patches = backward[key].patches = _Patches()
+            conv.patches = backward[key].patches = _HandOver()
 
 
 class _Conv:
@@ -148,7 +149,7 @@ class _Conv:
         self.dilations = tuple(attrs["dilations"])
         self.padding = attrs["padding"]
         self.dtype = dtype
-        self.patches: _Patches | None = None  # shared with the partner kernel (share_patches)
+        self.patches: _HandOver | None = None  # shared with the partner kernel (share_patches)
 
     def geometry(self, x_shape: tuple, w_shape: tuple) -> tuple[int, int, int, int]:
         _need(len(x_shape) == 4 and len(w_shape) == 4 and x_shape[3] == w_shape[2],
@@ -295,6 +296,7 @@ class _Pool:
         self.padding = attrs["padding"]
         self.dtype = dtype
         self.neg_inf = dtype.type(-np.inf)  # max pooling's padding, typed: float32 stays float32
+        self.winners: _HandOver | None = None  # shared with the partner kernel (share_winners)
 
     def args(self, x_shape: tuple) -> tuple:
         """(output shape, loop arguments kh, kw, sh, sw, top, left) for an input shape."""
@@ -307,28 +309,61 @@ class _Pool:
 def _max_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     pool = _Pool(attrs, dtype)
 
-    def max_pool2d(x: np.ndarray) -> tuple:
-        x = _input(x, dtype)
+    def max_pool2d(source: np.ndarray) -> tuple:
+        x = _input(source, dtype)
         shape, args = pool.args(x.shape)
         y = np.empty(shape, dtype)
-        loops(x.size).max_pool(x, *args, pool.neg_inf, y)
+        if pool.winners is None:
+            loops(x.size).max_pool(x, *args, pool.neg_inf, y)
+        else:  # the gradient of the same input follows: hand it the winning taps
+            winners = np.empty(shape, np.uint8)
+            loops(x.size).max_pool_winners(x, *args, pool.neg_inf, y, winners)
+            pool.winners.put(source, winners)
         return (y,)
 
+    max_pool2d.pool = pool  # type: ignore[attr-defined]  (share_winners finds it)
     return max_pool2d
 
 
 def _max_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     pool = _Pool(attrs, dtype)
 
-    def max_pool2d_grad(x: np.ndarray, g: np.ndarray) -> tuple:
-        x, g = _input(x, dtype), _input(g, dtype)
+    def max_pool2d_grad(source: np.ndarray, g: np.ndarray) -> tuple:
+        x, g = _input(source, dtype), _input(g, dtype)
         shape, args = pool.args(x.shape)
         _need(g.shape == shape, "gradient shape")
         dx = np.empty(x.shape, dtype)
-        loops(x.size).max_pool_grad(x, g, *args, pool.neg_inf, dx)
+        winners = None if pool.winners is None else pool.winners.take(source, shape)
+        if winners is None:
+            loops(x.size).max_pool_grad(x, g, *args, pool.neg_inf, dx)
+        else:
+            winners.setflags(write=False)  # read-only inputs: one compiled version
+            loops(x.size).max_pool_grad_winners(winners, g, *args, dx)
         return (dx,)
 
+    max_pool2d_grad.pool = pool  # type: ignore[attr-defined]
     return max_pool2d_grad
+
+
+def share_winners(kernels: Sequence[Any]) -> None:
+    """Pairs each max pool with the gradient of the same input value and geometry in one plan
+    (as share_patches pairs convolutions): the pool then records each window's winning tap per
+    channel (uint8), and the gradient scatters from those instead of reading the whole input
+    again and finding the maxima anew. Windows of more than 256 taps keep both apart."""
+    forward: dict[tuple, _Pool] = {}
+    backward: dict[tuple, _Pool] = {}
+    for kernel in kernels:
+        pool = getattr(getattr(kernel, "fn", None), "pool", None)
+        if pool is None or pool.ksize[0] * pool.ksize[1] > 256:
+            continue
+        node = kernel.members[0]
+        side = {"max_pool2d": forward, "max_pool2d_grad": backward}.get(node.opdef.name)
+        if side is not None:
+            key = (node.inputs[0].node.id, pool.ksize, pool.strides, pool.padding)
+            side.setdefault(key, pool)
+    for key, pool in forward.items():
+        if key in backward:
+            pool.winners = backward[key].winners = _HandOver()
 
 
 def _max_pool2d_gather(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
@@ -377,12 +412,14 @@ def _avg_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
 
 @dataclass(frozen=True)
 class Temporaries:
-    """Bytes a convolution kernel allocates besides its output (compiler.memory counts them).
+    """Bytes a convolution or max pool kernel allocates besides its output (compiler.memory
+    counts them).
 
     Attributes:
       during: freed when the step ends (im2col columns, the input gradient's patch gradients).
       kept: left alive for a later step: the columns a convolution hands to the filter gradient
-        of the same input (share_patches), held until that step ends.
+        of the same input (share_patches), a max pool's winning taps (share_winners), held
+        until that step ends.
       slot: the hand-over both partners hold: the step that takes it frees `kept`.
       takes: whether this step takes its columns from `slot` instead of allocating them.
     """
@@ -395,7 +432,17 @@ class Temporaries:
 
 def temporaries(kernel: Any, shapes: Callable[[int], tuple | None]) -> Temporaries:
     """What `kernel` (a step of a cpu plan) allocates beyond its outputs, with `shapes` giving a
-    value's concrete shape by node id (None where unknown). Pooling allocates nothing big."""
+    value's concrete shape by node id (None where unknown): a convolution's columns, a max
+    pool's winning taps for its gradient (share_winners); other pooling nothing big."""
+    pool = getattr(getattr(kernel, "fn", None), "pool", None)
+    if pool is not None and pool.winners is not None:  # the winning taps, a byte per output
+        x = shapes(kernel.members[0].inputs[0].node.id)
+        if kernel.members[0].opdef.name != "max_pool2d":
+            return Temporaries(slot=pool.winners, takes=True)
+        if x is None or len(x) != 4:
+            return Temporaries()
+        oh, ow = window(x[1], x[2], *pool.ksize, pool.strides, (1, 1), pool.padding)[:2]
+        return Temporaries(kept=x[0] * oh * ow * x[3], slot=pool.winners)
     conv = getattr(getattr(kernel, "fn", None), "conv", None)
     if conv is None:
         return Temporaries()

@@ -45,7 +45,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
         from compiler.codegen_cuda_ops import compile_node
     else:
         from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling
-        from compiler.codegen_cpu_nn import compile_node, share_patches
+        from compiler.codegen_cpu_nn import compile_node, share_patches, share_winners
 
     consumers: dict[int, list[Node]] = {}
     for node in steps:
@@ -74,6 +74,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
         from compiler.epilogue import attach_epilogues
 
         share_patches(list(kernel_at.values()))
+        share_winners(list(kernel_at.values()))
         compiled = attach_epilogues(compiled, keep)
     return compiled, [pair for pairs in in_place for pair in pairs]
 

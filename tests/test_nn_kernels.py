@@ -153,6 +153,39 @@ def test_convolutions_in_pieces_of_one_image_match_the_reference(monkeypatch, ch
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_max_pool_gradients_take_the_forward_winners(monkeypatch):
+    """codegen_cpu_nn.share_winners: in a training step the max pool hands its winning taps to
+    the gradient of the same input, which scatters from them without reading the input again;
+    the values stay the reference's (ties, -inf and NaN: see the test above, whose pool and
+    gradient are paired the same way)."""
+    used: list[str] = []
+    real = codegen_cpu_nn.loops
+
+    class Spy:
+        def __init__(self, module):
+            self.module = module
+
+        def __getattr__(self, name):
+            used.append(name)
+            return getattr(self.module, name)
+
+    monkeypatch.setattr(codegen_cpu_nn, "loops", lambda size: Spy(real(size)))
+    with sg.Graph().as_default() as graph:
+        loss, dx, gather, train, feed, params = _cnn(sg.float32)
+        init = sg.global_variables_initializer()
+        sessions = {d: sg.Session(graph=graph, device=d) for d in ("reference", "cpu")}
+        for s in sessions.values():
+            s.run(init)
+        for _ in range(2):
+            used.clear()
+            got = sessions["cpu"].run([loss, dx, train], feed)[:2]
+            want = sessions["reference"].run([loss, dx, train], feed)[:2]
+            assert {"max_pool_winners", "max_pool_grad_winners"} <= set(used), used
+            assert "max_pool_grad" not in used and "max_pool" not in used, used
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_filter_gradients_reuse_the_forward_im2col(monkeypatch):
     """codegen_cpu_nn.share_patches: in a training step each convolution's filter gradient
     takes the forward's im2col columns of the same input (one im2col per layer, not two), and
