@@ -2,9 +2,10 @@
 own cache beside them, so a second process compiles nothing.
 
 Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_<n>_<hash8>.py,
-with Numba's compiled code in __pycache__ next to each file. A kernel's name hashes its whole
-text, so a code generator that renders a kernel differently names a new file, and an edit to
-a code generator recompiles only the kernels whose text changed. What the text does not hold
+with Numba's compiled code and the module's Python bytecode in __pycache__ next to each file.
+A kernel's name hashes its whole text, so a code generator that renders a kernel differently
+names a new file, and an edit to a code generator recompiles only the kernels whose text
+changed. What the text does not hold
 is in the tag: the symgraph and Numba versions, this file, and the helper modules generated
 kernels import (KERNEL_IMPORTS), whose functions Numba compiles into each kernel without
 tracking their source; so a stale entry is never loaded. Files are written atomically (temp
@@ -20,6 +21,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import py_compile
 import shutil
 import sys
 import threading
@@ -122,13 +124,16 @@ def load_module(name: str, source: str) -> Any:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{name}.py"
         if path.exists() and path.read_text() == source:
-            warm = (directory / "__pycache__").exists() and any(
-                p.name.startswith(name) for p in (directory / "__pycache__").iterdir())
-            debug(2, f"cache hit: {name}" + ("" if warm else " (source only: compiling)"))
+            if debug_level() >= 2:
+                warm = (directory / "__pycache__").exists() and any(
+                    p.name.startswith(name) for p in (directory / "__pycache__").iterdir())
+                debug(2, f"cache hit: {name}" + ("" if warm else " (source only: compiling)"))
+            _write_bytecode(path, fresh=False)
         else:
             reason = "not in the cache" if not path.exists() else "differs on disk"
             debug(2, f"cache miss: {name} ({reason}): {path}")
             write_atomically(path, source)
+            _write_bytecode(path, fresh=True)
         debug(3, f"source of {name}:\n{source}")
         # registered under a top-level name: Numba's cache re-imports the module by that name
         module_name = f"symgraph_kernel_{name}"
@@ -141,6 +146,20 @@ def load_module(name: str, source: str) -> Any:
                 _tolerate_corrupt_entries(getattr(module, attr), attr)
         _memo[name] = module
         return module
+
+
+def _write_bytecode(path: Path, fresh: bool) -> None:
+    """Python's bytecode of a kernel module, beside Numba's code in __pycache__, even where
+    PYTHONDONTWRITEBYTECODE is set (it is on some machines, this project's own among them):
+    the cache is ours, and without it every process parsed and compiled each kernel's source
+    again (~1-2 ms a kernel, 17 ms of W1's warm first step). `fresh`: the source was just
+    (re)written, so any bytecode there is stale. Written atomically by py_compile."""
+    if not sys.dont_write_bytecode:
+        return  # the import below writes it
+    cfile = importlib.util.cache_from_source(str(path))
+    if fresh or not os.path.exists(cfile):
+        with contextlib.suppress(OSError, py_compile.PyCompileError):
+            py_compile.compile(str(path), cfile=cfile, doraise=True)
 
 
 def _tolerate_corrupt_entries(fn: Any, name: str) -> None:

@@ -7,9 +7,14 @@ The reduced axes are fixed at launch from the run-time shape. Size-1 axes are dr
 neighbouring axes of one kind (kept or reduced) merged; when the reduced ones then form one
 block, the input is read in place as rows = outer x inner rows of `length` elements `inner`
 apart; otherwise (axes 0 and 2 of three; sum_tiles' tile axes) codegen_cuda_shape's copy first
-lays it out as (kept..., reduced...) in a pool buffer. One block per row: its threads stride
-over the row combining into private accumulators, then combine in shared memory (a tree), and
-thread 0 applies the finish and writes the output element.
+lays it out as (kept..., reduced...) in a pool buffer. A block's threads stride over its
+elements combining into private accumulators, then combine in shared memory (a tree). With
+rows enough to fill the device, one block per row, whose thread 0 applies the finish and writes
+the output element. With few rows (a full reduction is one), each row is cut into interleaved
+slices on several blocks (`slices`: enough work items to fill the device, as the fused
+reductions choose), which write unfinished partials (accumulator dtype) into a scratch pool
+buffer; a second launch, one thread per row, combines a row's partials and applies the finish
+once (a mean divides once, by the row's length).
 
 Combine, init and finish are the op's registry templates (sum_to and sum_tiles are sums). Integer
 arithmetic wraps in the dtype, so integer sums and products equal NumPy's (which accumulates in
@@ -31,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from compiler import cache, codegen_cuda_index, fusion
-from compiler.codegen_cuda import SUFFIX, Alloc
+from compiler.codegen_cuda import SUFFIX, Alloc, LaunchConfig
 from compiler.codegen_cuda_ops import CudaNodeKernel
 from compiler.codegen_cuda_shape import copy, flat, need, size, strides
 from symgraph.graph import Node
@@ -52,29 +57,61 @@ OUT = np.OUT_NAME
 BLOCK = BLOCK_SIZE
 
 
+@cuda.jit(device=True)
+def combine_block(x, base, first, step, length, inner, init, sh):
+    """sh[0] = combine over j = first + tid, first + tid + step, ... < length of
+    x[base + j inner]: the block's threads into private accumulators, then a tree."""
+    tid = cuda.threadIdx.x
+    acc = init
+    for j in range(first + tid, length, step):
+        acc = ACC(COMBINE_ROW)
+    sh[tid] = acc
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if tid < half:
+            sh[tid] = ACC(COMBINE_TREE)
+        cuda.syncthreads()
+        half //= 2
+
+
 @cuda.jit(cache=True)
 def reduce_rows(x, out, rows, length, inner, init, count):
     """out[r] = finish(combine over j of x[(r // inner) length inner + r % inner + j inner]):
-    one block per row r, a tree over the block's accumulators."""
+    one block per row r."""
     sh = cuda.shared.array(BLOCK, ACC)
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
     for r in range(cuda.blockIdx.x, rows, cuda.gridDim.x):
         base = (r // inner) * length * inner + r % inner
+        combine_block(x, base, 0, cuda.blockDim.x, length, inner, init, sh)
+        if cuda.threadIdx.x == 0:
+            out[r] = OUT(FINISH_ROW)
+        cuda.syncthreads()
+
+
+@cuda.jit(cache=True)
+def reduce_slices(x, part, rows, length, inner, init, nsplit):
+    """part[g rows + r] = combine over slice g of row r (no finish): one block per work item
+    w = (r, g), slice g the elements j = g nt + tid, stepping nsplit nt."""
+    sh = cuda.shared.array(BLOCK, ACC)
+    nt = cuda.blockDim.x
+    for w in range(cuda.blockIdx.x, rows * nsplit, cuda.gridDim.x):
+        r = w // nsplit
+        g = w - r * nsplit
+        base = (r // inner) * length * inner + r % inner
+        combine_block(x, base, g * nt, nsplit * nt, length, inner, init, sh)
+        if cuda.threadIdx.x == 0:
+            part[g * rows + r] = sh[0]
+        cuda.syncthreads()
+
+
+@cuda.jit(cache=True)
+def finish_slices(part, out, rows, nsplit, init, count):
+    """out[r] = finish(combine over g of part[g rows + r]): one thread per row."""
+    for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
         acc = init
-        for j in range(tid, length, nt):
-            acc = ACC(COMBINE_ROW)
-        sh[tid] = acc
-        cuda.syncthreads()
-        half = nt // 2
-        while half > 0:
-            if tid < half:
-                sh[tid] = ACC(COMBINE_TREE)
-            cuda.syncthreads()
-            half //= 2
-        if tid == 0:
-            out[r] = OUT(FINISH)
-        cuda.syncthreads()
+        for g in range(nsplit):
+            acc = ACC(COMBINE_PART)
+        out[r] = OUT(FINISH_PART)
 '''
 DTYPES = codegen_cuda_index.DTYPES - {"bool"}  # reductions take numbers (the registry's "fiu")
 # reductions whose templates are reduce_sum's
@@ -83,22 +120,35 @@ SUMS = frozenset({"sum_to", "sum_tiles"})
 
 @functools.cache
 def library(dtype_name: str, acc_name: str, combine: str, finish: str | None, block: int) -> Any:
-    """The row reduction for one output dtype, accumulator dtype and registry combine/finish."""
+    """The row reductions for one output dtype, accumulator dtype and registry combine/finish."""
     floating = np.dtype(dtype_name).kind == "f"
-    if finish is None:
-        result = "sh[0]"
-    elif floating:
-        result = finish.format("sh[0]", "ACC(count)")
-    else:  # an integer mean: in float64, truncated toward zero by OUT
-        result = finish.format("np.float64(sh[0])", "np.float64(count)")
+
+    def result(total: str) -> str:
+        if finish is None:
+            return total
+        if floating:
+            return finish.format(total, "ACC(count)")
+        # an integer mean: in float64, truncated toward zero by OUT
+        return finish.format(f"np.float64({total})", "np.float64(count)")
+
     text = (LIBRARY.replace("COMBINE_ROW", combine.format("acc", "ACC(x[base + j * inner])"))
             .replace("COMBINE_TREE", combine.format("sh[tid]", "sh[tid + half]"))
-            .replace("FINISH", result)
+            .replace("COMBINE_PART", combine.format("acc", "part[g * rows + r]"))
+            .replace("FINISH_ROW", result("sh[0]")).replace("FINISH_PART", result("acc"))
             .replace("HELPER_DTYPE", dtype_name if dtype_name in SUFFIX else "float64")
             .replace("ACC_NAME", acc_name).replace("OUT_NAME", dtype_name)
             .replace("BLOCK_SIZE", str(block)))
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return cache.load_module(f"cuda_reduce_{dtype_name}_{digest}", text)
+
+
+def slices(rows: int, length: int, config: LaunchConfig) -> int:
+    """How many blocks share each row: enough work items (rows x slices) to fill the device
+    (config.target_blocks), none with less than a block's worth of elements; 1 when rows
+    alone fill it (one block per row, no partials)."""
+    if not rows:
+        return 1
+    return max(1, min(-(-config.target_blocks // rows), -(-length // config.threads)))
 
 
 def _init(value: float, dtype: np.dtype) -> Any:
@@ -166,11 +216,20 @@ class _Reduction:
             rows_length_inner = (size(out_shape), length, 1)
         rows, length, inner = rows_length_inner
         if rows:
-            threads = kernel.config.threads  # a power of two: the tree halves it
+            cfg = kernel.config
+            threads = cfg.threads  # a power of two: the tree halves it
             lib = library(self.dtype.name, self.acc.name, *self.templates, threads)
-            blocks = min(rows, kernel.config.max_blocks)
-            lib.reduce_rows[blocks, threads](source, flat(out), rows, length, inner, self.init,
-                                             length)
+            nsplit = slices(rows, length, cfg)
+            if nsplit == 1:
+                lib.reduce_rows[min(rows, cfg.max_blocks), threads](
+                    source, flat(out), rows, length, inner, self.init, length)
+            else:  # few rows: each over nsplit blocks, then their partials combined and finished
+                part = alloc((rows * nsplit,), self.acc)
+                lib.reduce_slices[min(rows * nsplit, cfg.max_blocks), threads](
+                    source, part, rows, length, inner, self.init, nsplit)
+                lib.finish_slices[min(-(-rows // threads), cfg.max_blocks), threads](
+                    part, flat(out), rows, nsplit, self.init, length)
+                release(part)  # one stream: the finish queued before any reuse
         if temporary is not None:
             release(temporary)  # one stream: the reduction queued before any reuse
         return out

@@ -6,13 +6,20 @@ needs it on the other side: feeds stay on the host until a device step reads the
 in once per run); a kernel's outputs stay on the device; only fetched values are copied out.
 Variables (and so optimizer slots) are device arrays for the session's life (DeviceVariableStore).
 
-Buffers. Every device array a run makes comes from a BufferPool keyed by (shape, dtype): a run
-takes buffers as it goes and gives back, when it ends, every buffer that no variable holds (and
-the buffers variables stopped holding during the run: a value read earlier in a run keeps its
-value when the variable is assigned later). The steady state of a training loop therefore
-allocates nothing after its first run: an updated weight is written into a buffer that the
-weight's previous value gave back at the end of the run before. Buffers are not reused within a
-run yet: a run's device memory peak is the sum of its values.
+Buffers. Every device array a run makes comes from a BufferPool keyed by (shape, dtype) and
+goes back to it as soon as nothing can read it any more: after the last step that reads any
+value viewing it (plan.free_after; reshape and the other VIEW_OPS, and check_numerics, which
+passes its input through, view their input's buffer: `_Run.views` counts them), unless a
+variable holds it (DeviceVariableStore.held). Fetched values are never dropped (free_after
+leaves them out) and constants, kept per plan, are not pool buffers. A buffer a variable lets
+go of when it is assigned goes back once no value of the run views it (a value read before the
+assignment keeps the old value). A later step of the same run may be lent it at once: kernels
+and copies are queued on one stream, so the steps that read it before run first. Values no
+step reads, and fetched ones once copied out, go back when the run ends. A run's device memory
+is therefore the values live at once, not all of them (buffers are shared only between values
+of one shape and dtype), and the steady state of a training loop allocates nothing after its
+first run: each run asks for the same buffers in the same order, and an updated weight is
+written into a buffer that an earlier value gave back.
 
 Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy, convolution,
 pooling, the index ops (argmax/argmin, one_hot, in_top_k), the data-movement ops (transpose,
@@ -78,11 +85,13 @@ class Stats:
 
 
 class BufferPool:
-    """Device buffers by (shape, dtype), lent during a run and given back when it ends."""
+    """Device buffers by (shape, dtype), lent during a run and given back as soon as nothing
+    reads them (or, at the latest, when the run ends)."""
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
         self._free: dict[tuple, list[Any]] = {}
+        self._idle: set[int] = set()  # ids of the buffers in _free
         self._lent: dict[int, Any] = {}
         self._owned: set[int] = set()  # ids of every buffer the pool made (alive: kept in lists)
 
@@ -91,6 +100,7 @@ class BufferPool:
         free = self._free.get(key)
         if free:
             buf = free.pop()
+            self._idle.discard(id(buf))
         else:
             from numba import cuda
 
@@ -101,8 +111,12 @@ class BufferPool:
         return buf
 
     def give(self, buf: Any) -> None:
-        """Takes back a buffer now (the caller knows nothing reads it later in the run)."""
-        if self._lent.pop(id(buf), None) is not None or id(buf) in self._owned:
+        """Takes back a buffer now (the caller knows nothing reads it later in the run). Giving
+        one twice keeps it once (a twice-listed buffer would be lent to two values); arrays the
+        pool did not make (constants, views) are ignored."""
+        self._lent.pop(id(buf), None)
+        if id(buf) in self._owned and id(buf) not in self._idle:
+            self._idle.add(id(buf))
             self._free.setdefault((tuple(buf.shape), buf.dtype.str), []).append(buf)
 
     def owns(self, buf: Any) -> bool:
@@ -117,7 +131,7 @@ class BufferPool:
         self._lent.clear()
         for buf in dropped:
             if id(buf) not in held:
-                self._free.setdefault((tuple(buf.shape), buf.dtype.str), []).append(buf)
+                self.give(buf)
 
 
 class DeviceVariableStore(VariableStore):
@@ -194,13 +208,16 @@ class _HostView(Mapping):
 
 
 class _Run:
-    """One run of a plan: the values by node id, on whichever side they are."""
+    """One run of a plan: the values by node id, on whichever side they are, and which pool
+    buffer each device value views (a buffer goes back to the pool when the last value that
+    views it is dropped and no variable holds it)."""
 
     def __init__(self, device: CudaDevice, values: dict[int, Any]) -> None:
         self.device = device
         self.values = values
         self.host_copies: dict[int, np.ndarray] = {}
         self.bases: dict[int, Any] = {}  # value id -> the pool buffer its device array views
+        self.views: Counter = Counter()  # id(pool buffer) -> values of this run viewing it
 
     def dev(self, vid: int) -> Any:
         """The value on the device (copied in, into a pool buffer, the first time)."""
@@ -210,9 +227,9 @@ class _Run:
             buf = self.device.pool.take(host.shape, host.dtype)
             buf.copy_to_device(host)
             self.device.stats.copies_in += 1
+            self.put(vid, buf, buf)
             self.host_copies[vid] = host
-            self.values[vid] = value = buf
-            self.bases[vid] = buf
+            value = buf
         return value
 
     def host(self, vid: int) -> np.ndarray:
@@ -228,13 +245,40 @@ class _Run:
         return host
 
     def put(self, vid: int, value: Any, base: Any = None) -> None:
+        """Sets a value; `base`: the pool buffer it views, if it is not one itself."""
+        self._unview(vid)
         self.values[vid] = value
         self.host_copies.pop(vid, None)
-        if base is not None:
+        base = value if base is None else base
+        if self.device.pool.owns(base):
             self.bases[vid] = base
+            self.views[id(base)] += 1
 
     def base(self, vid: int) -> Any:
         return self.bases.get(vid, self.values.get(vid))
+
+    def drop(self, vid: int) -> None:
+        """Forgets a value no later step reads. Its buffer goes back to the pool when no other
+        value of the run views it and no variable holds it: the next step may be lent it (one
+        stream: kernels queued before still read it first)."""
+        self.values.pop(vid, None)
+        self.host_copies.pop(vid, None)
+        base = self._unview(vid)
+        if base is not None and not self.views[id(base)]:
+            self.release(base)
+
+    def release(self, buf: Any) -> None:
+        """Gives `buf` back unless a value of this run views it or a variable holds it."""
+        if id(buf) not in self.views and id(buf) not in self.device.store.held:
+            self.device.pool.give(buf)
+
+    def _unview(self, vid: int) -> Any:
+        base = self.bases.pop(vid, None)
+        if base is not None:
+            self.views[id(base)] -= 1
+            if not self.views[id(base)]:
+                del self.views[id(base)]
+        return base
 
 
 class CudaDevice:
@@ -266,6 +310,7 @@ class CudaDevice:
         for observer, view in zip(observers, seen):
             observer.begin(plan, view)
         clock = time.perf_counter_ns
+        dropped = len(self.store.dropped)  # variables' old buffers, let go of in this run
         for index, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
             start = clock()
             if isinstance(step, Node):
@@ -279,8 +324,11 @@ class CudaDevice:
                 end = clock()
                 for observer, view in zip(observers, seen):
                     observer.after_step(plan, index, step, view, self.store, start, end)
-            for value_id in free:
-                run.values.pop(value_id, None)
+            for value_id in free:  # their last reader has run (plan.free_after)
+                run.drop(value_id)
+            for buf in self.store.dropped[dropped:]:  # an old buffer no value views any more
+                run.release(buf)
+            dropped = len(self.store.dropped)
         for observer, view in zip(observers, seen):
             observer.end(plan, view)
 
@@ -314,7 +362,9 @@ class CudaDevice:
             run.put(kernel.outputs[0], self.store.read(target), self.store.base(target))
             return
         for vid, out in zip(kernel.outputs, outs):
-            run.put(vid, out, out)
+            # an output that is an input (check_numerics passes x through) views its buffer
+            alias = next((v for a, v in zip(args, kernel.inputs) if a is out), None)
+            run.put(vid, out, out if alias is None else run.base(alias))
 
     def _node(self, node: Node, run: _Run) -> None:
         op = node.opdef.name

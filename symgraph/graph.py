@@ -7,6 +7,7 @@ node has a smaller id. Each node remembers the user's file:line that created it,
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -39,7 +40,16 @@ def user_location() -> str:
 
 def _short_path(filename: str) -> str:
     try:
-        rel = os.path.relpath(filename)
+        return _short_path_from(filename, os.getcwd())
+    except OSError:  # the working directory was removed
+        return filename
+
+
+@functools.lru_cache(maxsize=256)
+def _short_path_from(filename: str, cwd: str) -> str:
+    """Memoized: every node created asks (relpath: ~5 us; a few files make a whole graph)."""
+    try:
+        rel = os.path.relpath(filename, cwd)
     except ValueError:
         return filename
     return filename if rel.startswith(".." + os.sep + "..") else rel

@@ -21,7 +21,8 @@ import pytest
 from op_cases import CASES, OpCase
 
 import symgraph as sg
-from compiler import codegen_cuda_ops, fusion
+from compiler import codegen_cuda_ops, codegen_cuda_reduce, fusion
+from compiler.codegen_cuda import LaunchConfig
 from compiler.codegen_cuda_nn import BUILDERS
 from runtime import executor
 from symgraph.graph import apply
@@ -277,6 +278,62 @@ def test_data_movement_and_reductions_match_reference(build: Any, values: list,
         np.testing.assert_allclose(got, want, **TOLERANCE[y.dtype.name])
     else:
         np.testing.assert_array_equal(got, want)
+
+
+SPLIT_REDUCTIONS = [sg.reduce_sum, sg.reduce_mean, sg.reduce_max, sg.reduce_min, sg.reduce_prod]
+
+
+# the simulator computes integer kernels with NumPy scalars, which warn where they wrap
+@pytest.mark.filterwarnings("ignore:(overflow|invalid value) encountered:RuntimeWarning")
+@pytest.mark.parametrize("axis", [None, 1], ids=["full", "rows"])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32], ids=["float32", "int32"])
+def test_row_reductions_split_over_blocks_match_reference(dtype: type, axis: int | None
+                                                          ) -> None:
+    """One row of 39 or three of 13, with a launch config that wants 12 blocks: each row is cut
+    into slices on several blocks (the grid of 2 striding over them), and a second launch
+    combines the partials and finishes once (the mean divides once; integer sums and products
+    wrap as NumPy's). The reference's values: integers exactly, floats to rounding."""
+    rng = np.random.default_rng(8)
+    if np.dtype(dtype).kind == "f":  # near 1 in size: the product neither under- nor overflows
+        value = (rng.uniform(0.8, 1.25, (3, 13)) * rng.choice([-1, 1], (3, 13))).astype(dtype)
+    else:  # odd: a product wraps without reaching 0; the sums wrap too
+        value = (rng.integers(-2**30, 2**30 - 1, (3, 13)) * 2 + 1).astype(dtype)
+    config = LaunchConfig(threads=4, max_blocks=2, target_blocks=12)
+    rows, length = (1, value.size) if axis is None else (3, 13)
+    nsplit = codegen_cuda_reduce.slices(rows, length, config)
+    assert nsplit > 1
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(sg.as_dtype(dtype), [None, None])
+        with sg.control_dependencies([sg.no_op()]):  # floats too reduce here, not fused
+            ys = [reduce(x, axis) for reduce in SPLIT_REDUCTIONS]
+        want = sg.Session(graph=graph, device="reference").run(ys, {x: value})
+        sess = sg.Session(graph=graph, device="cuda")
+        plan = sess.plan_for(ys, {x: value})
+        for kernel in plan.kernels:
+            assert kernel.name.startswith("cuda_reduce_"), kernel.name
+            kernel.config = config
+        got = sess.run(ys, {x: value})
+    assert len(plan.kernels) == len(SPLIT_REDUCTIONS)
+    assert not sess._device.stats.host_ops, sess._device.stats.host_ops
+    # the partials' scratch buffer went back to the pool: the reductions did split
+    assert ((rows * nsplit,), np.dtype(dtype).str) in sess._device.pool._free
+    for reduce, g, w in zip(SPLIT_REDUCTIONS, got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape, reduce.__name__
+        if np.dtype(dtype).kind == "f":
+            np.testing.assert_allclose(g, w, **TOLERANCE["float32"], err_msg=reduce.__name__)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=reduce.__name__)
+
+
+def test_a_row_is_split_only_while_rows_leave_blocks_idle() -> None:
+    """On a GPU's launch config: one row of a million elements over 1024 blocks; as many rows
+    as blocks, one block each; no slice under a block's worth of elements."""
+    gpu = LaunchConfig(threads=256, max_blocks=4096, target_blocks=1024)
+    assert codegen_cuda_reduce.slices(1, 10**6, gpu) == 1024
+    assert codegen_cuda_reduce.slices(8, 10**6, gpu) == 128
+    assert codegen_cuda_reduce.slices(1024, 10**6, gpu) == 1
+    assert codegen_cuda_reduce.slices(1, 1000, gpu) == 4
+    assert codegen_cuda_reduce.slices(1, 0, gpu) == codegen_cuda_reduce.slices(0, 9, gpu) == 1
 
 
 def test_check_numerics_on_the_device_fails_as_the_reference_does() -> None:
@@ -576,6 +633,99 @@ def test_variables_stay_on_the_device() -> None:
         want, ws = want * 0.5 + ws, ws * 2.0
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
+
+def _int_chain(y: sg.Tensor, n: int) -> sg.Tensor:
+    """n rounds of ((y * 2 + 1) * 3 - y): integer ops, a kernel each (fusion takes floats), every
+    value of y's shape."""
+    for _ in range(n):
+        y = (y * 2 + 1) * 3 - y
+    return y
+
+
+def _values_made(plan: Any) -> int:
+    return sum(len(k.outputs) for k in plan.kernels)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_buffers_are_reused_within_a_run() -> None:
+    """A chain of 40 same-shaped kernels holds a few buffers at once, not 40: a value's buffer
+    goes back to the pool after its last reader has run, and a later step is lent it. Later
+    runs allocate nothing."""
+    value = _ints((4, 3), np.int32, -99, 99)
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(sg.int32, [4, 3])
+        y = _int_chain(x, 10)
+        want = sg.Session(graph=graph, device="reference").run(y, {x: value})
+        sess = sg.Session(graph=graph, device="cuda")
+        got = sess.run(y, {x: value})
+        plan = sess.plan_for(y, {x: value})
+        stats = sess._device.stats
+        first = stats.allocations
+        again = [sess.run(y, {x: value}) for _ in range(2)]
+    np.testing.assert_array_equal(got, want)
+    for a in again:
+        np.testing.assert_array_equal(a, want)
+    assert _values_made(plan) >= 40, _values_made(plan)
+    assert first <= 4, first  # the feed copied in, y, and two intermediates
+    assert stats.allocations == first
+
+
+def test_a_buffer_outlives_its_value_while_a_view_of_it_is_read() -> None:
+    """a's last reader is a reshape; the reshape, an expand_dims of it and check_numerics (which
+    passes its input through) view a's buffer and are read only after six matmuls of a's shape:
+    the buffer stays out of the pool until the last view is read."""
+    rng = np.random.default_rng(6)
+    feed_value = rng.uniform(-1, 1, (4, 4)).astype(np.float32)
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(sg.float32, [4, 4])
+        w = sg.constant(rng.uniform(-1, 1, (4, 4)).astype(np.float32))
+        u = sg.constant(rng.uniform(-0.5, 0.5, (4, 4)).astype(np.float32))
+        a = x @ w
+        r = sg.reshape(a, [2, 8])
+        c = sg.debugging.check_numerics(sg.expand_dims(r, 0), "c")
+        h = x
+        for _ in range(6):  # (4, 4) buffers, each dropped after the next matmul
+            h = h @ u
+        y = sg.reshape(sg.squeeze(c, [0]), [4, 4]) - h
+        want = sg.Session(graph=graph, device="reference").run(y, {x: feed_value})
+        sess = sg.Session(graph=graph, device="cuda")
+        got = sess.run(y, {x: feed_value})
+        plan = sess.plan_for(y, {x: feed_value})
+    assert not sess._device.stats.host_ops, sess._device.stats.host_ops
+    assert sess._device.stats.allocations < _values_made(plan)  # buffers were lent again
+    np.testing.assert_allclose(got, want, **TOLERANCE["float32"])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_fetched_values_and_variables_keep_their_buffers() -> None:
+    """Same-shaped kernels run before and after an assignment and could be lent any buffer let
+    go too early: w's, read through a view that is dropped at once; v's old one, fetched from
+    before the run's assignment; v's new one, whose value no later step reads; an early fetched
+    value's. Two runs agree with the reference, and so do the variables after them."""
+    v0 = _ints((4, 3), np.int32, -50, 50)
+    w0 = _ints((4, 3), np.int32, -50, 50, seed=2)
+    feed_value = _ints((4, 3), np.int32, -50, 50, seed=1)
+    with sg.Graph().as_default() as graph:
+        v, w = sg.Variable(v0), sg.Variable(w0)
+        x = sg.placeholder(sg.int32, [4, 3])
+        early = x * 5 + 1
+        t = sg.reshape(sg.reshape(w, [3, 4]) * 3, [4, 3])  # a view of w's buffer
+        mid = _int_chain(early + t + v, 3)
+        update = sg.group(v.assign(mid))
+        late = _int_chain(mid * 7, 3)  # after the assignment lets v's old buffer go
+        fetches = [v, early, late, update]
+        results = {}
+        for device in ("reference", "cuda"):
+            sess = sg.Session(graph=graph, device=device)
+            sess.run(sg.global_variables_initializer())
+            runs = [sess.run(fetches, {x: feed_value})[:-1] for _ in range(2)]
+            results[device] = (runs, sess.run([v, w]))
+    np.testing.assert_array_equal(results["reference"][0][0][0], v0)
+    for got, want in zip(results["cuda"][0], results["reference"][0]):
+        for g, r in zip(got, want):
+            np.testing.assert_array_equal(g, r)
+    for g, r in zip(results["cuda"][1], results["reference"][1]):
+        np.testing.assert_array_equal(g, r)
 
 def test_reductions_of_several_axis_sets_share_one_group() -> None:
     """A group reducing over different axes (a kernel per axis set) with an elementwise output,

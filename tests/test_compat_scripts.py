@@ -51,7 +51,7 @@ FULL = {
     "fully_connected_feed": (None, "accuracy", lambda v: v > 0.88),  # TF here: 90.1%
     "cnn_raw": (None, "accuracy", lambda v: v > 0.94),  # TF here: 95.6% (10000 images)
     "mnist_deep": (None, "accuracy", lambda v: v > 0.99),  # TF's tutorial: 99.2%
-    "linear_regression": (None, "loss", lambda v: v < 0.1),  # 0.077-0.090 by initial values
+    "linear_regression": (None, "loss", lambda v: v < 0.1),  # TF1: 0.077; seeded: 0.0789
     "autoencoder": (None, "loss", lambda v: v < 0.08),  # TF (one run here): 0.068
     # this tutorial's -log(D) losses reach log(0) once the discriminator saturates on long
     # runs, under TF1 as well (measured here: NaN at step 100000 on TF 2.21's compat.v1, at
@@ -59,6 +59,15 @@ FULL = {
     "gan": (50000, "discriminator loss", lambda v: 0 < v < 1.0),  # TF here: 0.38
     "save_restore": (None, "accuracy", lambda v: v > 0.92),  # TF here: 94.0%
 }
+
+# The as-written runs of scripts whose TF1 original draws its initial values from NumPy's global
+# RNG, unseeded, seed it first (a TF1 user's numpy.random.seed; the script stays as written), so
+# each run is the same. Unseeded, linear_regression's two scalars end its 1000 epochs of SGD at
+# a loss of 0.077 to 0.16 by their initial values (0.1 or more for 7% of seeds, 0.136 for 206).
+NUMPY_SEEDS = {"linear_regression": 0}
+# `python script.py`, after numpy.random.seed (argv: script, seed)
+SEEDED_RUN = ("import runpy, sys, numpy; numpy.random.seed(int(sys.argv.pop())); del sys.argv[0];"
+              " runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def metric(output: str, name: str) -> float:
@@ -111,8 +120,12 @@ def test_script_reaches_tf1_accuracy_as_written(name, tmp_path):
     env.pop("SYMGRAPH_COMPAT_STEPS", None)
     if steps is not None:
         env["SYMGRAPH_COMPAT_STEPS"] = str(steps)
-    proc = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=4 * 3600, env=env)
+    command = [sys.executable, str(SCRIPTS / f"{name}.py")]
+    if name in NUMPY_SEEDS:
+        command[1:1] = ["-c", SEEDED_RUN]
+        command.append(str(NUMPY_SEEDS[name]))
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=4 * 3600, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     value = metric(proc.stdout, what)
     assert good(value), f"{name}: {what} {value}"

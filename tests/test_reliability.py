@@ -317,3 +317,33 @@ def test_kernel_directories_of_other_versions_are_deleted_once_stale(tmp_path, m
     current.mkdir()
     os.utime(current, (long_ago, long_ago))
     assert cache.prune_stale(tmp_path, current) == []  # never the directory in use
+
+
+@pytest.mark.parametrize("dont_write", [True, False])
+def test_kernel_modules_keep_their_bytecode_in_the_cache(tmp_path, monkeypatch, dont_write):
+    """compiler/cache.py: a kernel module's Python bytecode is written beside it, even under
+    PYTHONDONTWRITEBYTECODE, so loading it again compiles no source; a source that differs on
+    disk is replaced, and so is its bytecode."""
+    import importlib.machinery
+    import importlib.util
+
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", dont_write)
+    compiled = []
+    to_code = importlib.machinery.SourceFileLoader.source_to_code
+    monkeypatch.setattr(importlib.machinery.SourceFileLoader, "source_to_code",
+                        lambda self, *a, **k: compiled.append(self.path) or to_code(self, *a, **k))
+    name, source = "fused_0_bytecode", "def fused_0_bytecode():\n    return 1\n"
+    path = cache.cache_dir() / f"{name}.py"
+    try:
+        cache.load_module(name, source)
+        assert Path(importlib.util.cache_from_source(str(path))).exists()
+        cache._memo.pop(name)
+        compiled.clear()
+        cache.load_module(name, source)  # a new process's load: from the bytecode
+        assert compiled == []
+        cache._memo.pop(name)
+        path.write_text("def fused_0_bytecode():\n    return 22\n")  # not the cache's text
+        assert cache.load_module(name, source).fused_0_bytecode() == 1
+    finally:
+        cache._memo.pop(name, None)
