@@ -12,7 +12,12 @@ kernels, loaded through the on-disk cache, and launched by a host-side `CudaKern
   writes the partial p[g * M + m]. A small finish kernel combines the nsplit partials of each m,
   applies the finish (mean: / count) and casts. Reductions over different axes in one group get
   one kernel each (each recomputes only the producers it needs); the group's elementwise outputs
-  are written by the first.
+  are written by the first, or by the last where one is written in place (below).
+- An in-place output (KernelIR.writes: an optimizer's update of a variable) is stored through
+  the argument its old values are read from, a<k>[i] = v, by the thread that has just loaded
+  a<k>[i]: every element is read before it is written, and by no other thread (the variable is
+  read at the flat index only). With reductions, the kernels before the storing one still see
+  the old values, so the last one stores.
 - A node fusion leaves out but a loop computes exactly (an elementwise op over integers, one
   with control inputs, a reduction of a value no group computes) gets a kernel of its own from
   `compile_single`; integer division and powers stay on the host (NumPy's x // 0 is 0).
@@ -137,12 +142,24 @@ def _load_lines(ir: KernelIR, needed: set[str], flat: str) -> list[str]:
 
 def _compute_lines(ir: KernelIR, needed: set[str], stores: bool, flat: str) -> list[str]:
     lines = []
+    target = _targets(ir)
     for s in ir.body:
         if isinstance(s, Compute) and s.var in needed:
             lines.append(f"{s.var} = {_scalar_type(s.dtype)}({_expr(s.expr, s.math_dtype)})")
         elif isinstance(s, Store) and stores:
-            lines.append(f"o{s.slot}[{flat}] = {s.var}")
+            lines.append(f"{target.get(s.slot, f'o{s.slot}')}[{flat}] = {s.var}")
     return lines
+
+
+def _targets(ir: KernelIR) -> dict[int, str]:
+    """Output slot -> the input argument an in-place output is stored into (KernelIR.writes)."""
+    return {q: f"a{k}" for q, k in ir.writes}
+
+
+def _store_roots(ir: KernelIR) -> list[str]:
+    """The values a kernel that stores reads: the stored ones, and the old values of the inputs
+    it writes in place (loaded first, so that a<k> is among its arguments)."""
+    return [s.var for s in ir.body if isinstance(s, Store)] + [f"x{k}" for _, k in ir.writes]
 
 
 def _unravel(dims: Sequence[int], index: str) -> list[str]:
@@ -170,14 +187,14 @@ def _signature(ir: KernelIR, needed: set[str], stores: bool, lead: Sequence[str]
     args += [f"a{i.slot}" for i in ir.loads if f"x{i.slot}" in needed]
     args += [f"s{k}_{j}" for k, j in _strided(ir) if f"x{k}" in needed]
     if stores:
-        args += [f"o{s.slot}" for s in ir.body if isinstance(s, Store)]
+        target = _targets(ir)
+        args += [f"o{s.slot}" for s in ir.body if isinstance(s, Store) and s.slot not in target]
     args += [f"p{q}" for q in partials]
     return args
 
 
 def _elementwise_kernel(ir: KernelIR) -> tuple[list[str], list[str]]:
-    stores = [s.var for s in ir.body if isinstance(s, Store)]
-    needed = _needed(ir, stores)
+    needed = _needed(ir, _store_roots(ir))
     args = _signature(ir, needed, True, ["total"], [])
     indirect = any(f"x{i.slot}" in needed and not _direct(ir, i.slot) for i in ir.loads)
     body = ["for i in range(cuda.grid(1), total, cuda.gridsize(1)):"]
@@ -187,14 +204,14 @@ def _elementwise_kernel(ir: KernelIR) -> tuple[list[str], list[str]]:
     return args, body
 
 
-def _reduction_kernel(ir: KernelIR, axes: tuple[int, ...], first: bool
+def _reduction_kernel(ir: KernelIR, axes: tuple[int, ...], stores: bool
                       ) -> tuple[list[str], list[str], list[Reduce]]:
     reductions = [r for r in ir.reductions if r.axes == axes]
     roots = [r.value for r in reductions]
-    if first:
-        roots += [s.var for s in ir.body if isinstance(s, Store)]
+    if stores:
+        roots += _store_roots(ir)
     needed = _needed(ir, roots)
-    args = _signature(ir, needed, first, ["mtotal", "ltotal", "nsplit"],
+    args = _signature(ir, needed, stores, ["mtotal", "ltotal", "nsplit"],
                       [r.slot for r in reductions])
     kept = [d for d in range(ir.rank) if d not in axes]
     flat = _flat(ir.rank)
@@ -206,7 +223,7 @@ def _reduction_kernel(ir: KernelIR, axes: tuple[int, ...], first: bool
     body += [f"    acc{r.slot} = R{r.slot}" for r in reductions]
     body.append("    for el in range(g * nthreads + tid, ltotal, nsplit * nthreads):")
     inner = _unravel(list(axes), "el") + _load_lines(ir, needed, flat)
-    inner += _compute_lines(ir, needed, first, flat)
+    inner += _compute_lines(ir, needed, stores, flat)
     for r in reductions:
         combine = _expr(r.combine.format(f"acc{r.slot}", r.value), r.dtype)
         inner.append(f"acc{r.slot} = np.{r.dtype}({combine})")
@@ -243,6 +260,12 @@ def _axis_sets(ir: KernelIR) -> list[tuple[int, ...]]:
     return list(dict.fromkeys(r.axes for r in ir.reductions))
 
 
+def _storing(ir: KernelIR) -> int:
+    """The reduction kernel that writes the elementwise outputs: the first, or the last when an
+    output overwrites an input (the kernels before it must still read the old values)."""
+    return len(_axis_sets(ir)) - 1 if ir.writes else 0
+
+
 def render_ir(ir: KernelIR) -> str:
     """The CUDA source for `ir`: functions NAME (no reductions) or NAME_r<i> and NAME_f<i> (one
     reduction and one finish kernel per distinct set of reduced axes)."""
@@ -255,7 +278,7 @@ def render_ir(ir: KernelIR) -> str:
     if not ir.reductions:
         function(NAME, *_elementwise_kernel(ir))
     for i, axes in enumerate(_axis_sets(ir)):
-        args, body, reductions = _reduction_kernel(ir, axes, i == 0)
+        args, body, reductions = _reduction_kernel(ir, axes, i == _storing(ir))
         function(f"{NAME}_r{i}", args, body)
         function(f"{NAME}_f{i}", *_finish_kernel(reductions))
     text = "\n".join(kernels)
@@ -318,7 +341,10 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
 class CudaKernel:
     """A compiled group on the device: `launch(args, alloc, release)` takes the inputs' device
     arrays (C-contiguous) and returns the outputs' device arrays, in order. `inputs`, `outputs`
-    and `members` are as in codegen_cpu.Kernel (the executor and the plan view use them)."""
+    and `members` are as in codegen_cpu.Kernel (the executor and the plan view use them).
+    An in-place output (`ir.writes`) is the array passed at its input slot, overwritten: the
+    caller passes there the array the output may replace (the variable's own buffer, or a copy
+    of its value; runtime.device_cuda)."""
 
     name: str
     ir: KernelIR
@@ -339,9 +365,9 @@ class CudaKernel:
             named[f"a{i.slot}"] = args[i.slot].reshape(_size(shapes[i.slot]))
         for k, j in _strided(ir):
             named[f"s{k}_{j}"] = 0 if shapes[k][j] == 1 else _strides(shapes[k])[j]
-        outs: dict[int, Any] = {}
+        outs: dict[int, Any] = {q: args[k] for q, k in ir.writes}
         for s in ir.body:
-            if isinstance(s, Store):
+            if isinstance(s, Store) and s.slot not in outs:
                 outs[s.slot] = alloc(tuple(sizes), np.dtype(s.dtype))
                 named[f"o{s.slot}"] = outs[s.slot].reshape(total)
 
@@ -404,11 +430,13 @@ def load(ir: KernelIR, members: int) -> tuple[str, dict[str, Any]]:
     return name, functions
 
 
-def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int]) -> CudaKernel:
-    """Lowers, renders, caches and jits one group for the device."""
+def compile_group(group: Group, consumers: dict[int, list[Node]], keep: set[int],
+                  in_place: Sequence[tuple[Node, Node]] = ()) -> CudaKernel:
+    """Lowers, renders, caches and jits one group for the device; each (input, output) pair of
+    `in_place` (fusion.in_place_updates) is stored into the input's array."""
     inputs = group.inputs()
     outputs = group.outputs(consumers, keep)
-    ir = kernel_ir.lower(group, inputs, outputs)
+    ir = kernel_ir.lower(group, inputs, outputs, in_place)
     name, functions = load(ir, len(group.members))
     return CudaKernel(name, ir, functions, tuple(n.id for n in inputs),
                       tuple(n.id for n in outputs), tuple(group.members))

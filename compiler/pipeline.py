@@ -37,7 +37,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
     """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
     and each node with a kernel of its own (cpu: convolution and pooling, codegen_cpu_nn;
     cuda: matmul, softmax, cross-entropy, convolution and pooling, codegen_cuda_ops) by it.
-    Also returns the (variable, value) pairs whose cpu kernels compute the value in place."""
+    Also returns the (variable, value) pairs whose kernels compute the value in place."""
     from compiler import fusion
 
     if target == "cuda":
@@ -55,9 +55,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
     kernel_at: dict[int, Any] = {}
     fused: set[int] = set()
     groups = fusion.find_groups(steps)
-    # the cuda device keeps its own variables (runtime.device_cuda): no in-place kernels there
-    in_place = (fusion.in_place_updates(groups, steps) if target == "cpu"
-                else [[] for _ in groups])
+    in_place = fusion.in_place_updates(groups, steps)
     for group, pairs in zip(groups, in_place):
         kernel = (compile_group(group, consumers, keep, pairs) if pairs
                   else compile_group(group, consumers, keep))

@@ -18,8 +18,16 @@ and copies are queued on one stream, so the steps that read it before run first.
 step reads, and fetched ones once copied out, go back when the run ends. A run's device memory
 is therefore the values live at once, not all of them (buffers are shared only between values
 of one shape and dtype), and the steady state of a training loop allocates nothing after its
-first run: each run asks for the same buffers in the same order, and an updated weight is
-written into a buffer that an earlier value gave back.
+first run: each run asks for the same buffers in the same order.
+
+In-place updates. An optimizer's fused update (plan.updates, compiler.schedule.in_place_updates)
+writes a weight's or slot's next value into the variable's own buffer, which the variable then
+keeps: no new buffer, no hand-over between buffers, one copy of each weight. The store hands the
+kernel that buffer only when the plan allows it, the variable's value spans it, no other variable
+holds it (`v2.assign(v1)` shares a buffer), every value of the run viewing it is dropped after the
+step (a kernel that passes its input through, as check_numerics does, is a view the plan does not
+see) and no NumericsChecker watches the run (a NaN must leave the variable as it was); else a new
+pool buffer holding a copy of the old value (`Stats.copies_on_device`), as the cpu's store does.
 
 Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy, convolution,
 pooling, the index ops (argmax/argmin, one_hot, in_top_k), the data-movement ops (transpose,
@@ -75,11 +83,13 @@ SHAPE_OPS = frozenset({"shape", "size"})
 @dataclass
 class Stats:
     """What the device did, for tests and SYMGRAPH_DEBUG: buffers allocated (the pool's misses),
-    host-to-device and device-to-host copies, kernel launches, and nodes run on the host by op."""
+    host-to-device, device-to-host and device-to-device copies (an in-place update of a value
+    still read later), kernel launches, and nodes run on the host by op."""
 
     allocations: int = 0
     copies_in: int = 0
     copies_out: int = 0
+    copies_on_device: int = 0
     kernels: int = 0
     host_ops: Counter = field(default_factory=Counter)
 
@@ -180,6 +190,22 @@ class DeviceVariableStore(VariableStore):
     def base(self, var: Node) -> Any:
         return self._bases.get(var.name)
 
+    def buffer_for_update(self, var: Node, value: Any, reuse: bool) -> Any:
+        """A device array holding `value` (the variable's value as this run read it) for a
+        kernel that overwrites it with the variable's next value. The variable's own buffer
+        where `reuse` allows it, `value` is the variable's value now and spans all of it, and no
+        other variable holds it; else a new pool buffer with a copy of `value`, which the
+        variable's assign then holds, as it would a new kernel output."""
+        with self._lock:
+            base = self._bases.get(var.name)
+            if (reuse and base is not None and self._values.get(var.name) is value
+                    and self.held[id(base)] == 1 and value.size == base.size):
+                return value
+        buf = self.pool.take(tuple(value.shape), value.dtype)
+        buf.copy_to_device(value)  # one stream: after the writes of earlier steps
+        self.stats.copies_on_device += 1
+        return buf
+
     def end_run(self) -> None:
         self.pool.end_run(set(self.held), self.dropped)
         self.dropped = []
@@ -257,6 +283,11 @@ class _Run:
     def base(self, vid: int) -> Any:
         return self.bases.get(vid, self.values.get(vid))
 
+    def last_read_now(self, buf: Any, free: Sequence[int]) -> bool:
+        """No value of the run that views `buf` is read after this step or fetched: every one
+        is among `free`, the values dropped after it (plan.free_after)."""
+        return self.views[id(buf)] == sum(1 for vid in free if self.bases.get(vid) is buf)
+
     def drop(self, vid: int) -> None:
         """Forgets a value no later step reads. Its buffer goes back to the pool when no other
         value of the run views it and no variable holds it: the next step may be lent it (one
@@ -311,12 +342,15 @@ class CudaDevice:
             observer.begin(plan, view)
         clock = time.perf_counter_ns
         dropped = len(self.store.dropped)  # variables' old buffers, let go of in this run
-        for index, (step, free) in enumerate(zip(plan.steps, plan.free_after)):
+        # a checked run updates in copies: a step that makes a NaN leaves the variable as it was
+        reuse = not any(isinstance(o, NumericsChecker) for o in observers)
+        for index, (step, free, updates) in enumerate(
+                zip(plan.steps, plan.free_after, plan.updates)):
             start = clock()
             if isinstance(step, Node):
                 self._node(step, run)
             else:
-                self._kernel(step, run)
+                self._kernel(step, run, updates, free, reuse)
             if observers:
                 from numba import cuda
 
@@ -332,7 +366,8 @@ class CudaDevice:
         for observer, view in zip(observers, seen):
             observer.end(plan, view)
 
-    def _kernel(self, kernel: Any, run: _Run) -> None:
+    def _kernel(self, kernel: Any, run: _Run, updates: Sequence[Any] = (),
+                free: Sequence[int] = (), reuse: bool = True) -> None:
         ir = getattr(kernel, "ir", None)
         reads = [i.read for i in ir.inputs] if ir is not None else \
             getattr(kernel, "reads", None) or [True] * len(kernel.inputs)
@@ -343,6 +378,7 @@ class CudaDevice:
             args = [self.store.read(target) if target is not None and i == 0  # its value now
                     else run.dev(v) if read else run.values[v]
                     for i, (v, read) in enumerate(zip(kernel.inputs, reads))]
+            written = self._update_buffers(kernel, run, args, updates, free, reuse)
             if getattr(kernel, "stateful", False):
                 outs = kernel.launch(args, self.pool.take, self.pool.give, self.random)
             else:
@@ -361,10 +397,30 @@ class CudaDevice:
             self.store.write(target, outs[0], outs[0])
             run.put(kernel.outputs[0], self.store.read(target), self.store.base(target))
             return
-        for vid, out in zip(kernel.outputs, outs):
+        for q, (vid, out) in enumerate(zip(kernel.outputs, outs)):
+            if q in written:  # an in-place update: the buffer its variable's assign keeps
+                run.put(vid, out, written[q])
+                continue
             # an output that is an input (check_numerics passes x through) views its buffer
             alias = next((v for a, v in zip(args, kernel.inputs) if a is out), None)
             run.put(vid, out, out if alias is None else run.base(alias))
+
+    def _update_buffers(self, kernel: Any, run: _Run, args: list[Any], updates: Sequence[Any],
+                        free: Sequence[int], reuse: bool) -> dict[int, Any]:
+        """Puts, at each in-place update's input slots, the array its kernel overwrites (the
+        variable's own buffer, or a copy of its value; DeviceVariableStore.buffer_for_update);
+        returns the pool buffer each such output is, or views, by output position."""
+        written = {}
+        for update in updates:  # compiler.plan.Update
+            slot = update.slots[0]
+            old = run.base(kernel.inputs[slot])
+            own = reuse and update.reuse and run.last_read_now(old, free)
+            value = args[slot]
+            buffer = self.store.buffer_for_update(update.var, value, own)
+            for k in update.slots:
+                args[k] = buffer
+            written[update.output] = old if buffer is value else buffer  # else a new buffer
+        return written
 
     def _node(self, node: Node, run: _Run) -> None:
         op = node.opdef.name

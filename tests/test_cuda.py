@@ -30,7 +30,8 @@ def test_cuda_device_under_the_simulator() -> None:
     """The op table, the shape ops' and integer reductions' edge cases (rows split over blocks
     too), MLP, CNN and slice/concat model training steps (no op on the host), the random ops,
     the buffer pool (buffers reused within a run, never while a view, fetch or variable needs
-    them) and variables on the device (tests/cuda_checks.py), on the simulator: ~35 s."""
+    them), variables on the device and optimizer updates in their own buffers (a copy where
+    the old value is still read) (tests/cuda_checks.py), on the simulator: ~35 s."""
     out = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda_checks.py"],
                   NUMBA_ENABLE_CUDASIM="1", SYMGRAPH_CUDA_TESTS="1")
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
