@@ -196,7 +196,9 @@ class CudaNodeKernel:
     `reads[i]` False: input i is read only for its shape (the device does not copy it in).
     `stateful`: `run` also takes the session's RandomStates (codegen_cuda_random). `assigns`:
     the variable the step updates (assign_add, assign_sub): the device passes the variable's
-    current value as input 0 and stores the output in it."""
+    current value as input 0 and stores the output in it. `passes_through`: the inputs `run`
+    may return as they are (check_numerics), so the output views their buffer: the plan counts
+    it as one of their values (compiler.schedule.may_share_memory); any other output is new."""
 
     name: str
     run: Callable[..., Any]
@@ -208,6 +210,7 @@ class CudaNodeKernel:
     reads: tuple[bool, ...] | None = None
     stateful: bool = False
     assigns: Node | None = None
+    passes_through: tuple[int, ...] = ()
     config: LaunchConfig = field(default_factory=launch_config)
     memo: dict = field(default_factory=dict)  # per-shape device data (GEMM batch offsets)
 

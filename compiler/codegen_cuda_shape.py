@@ -412,6 +412,8 @@ BUILDERS: dict[str, Callable[[Node], Run]] = {
     "broadcast_to": _broadcast_to, "pad": _pad, "check_numerics": _check_numerics,
 }
 SHAPE_ONLY = {"slice_grad": lambda n: (1,), "concat_part": lambda n: range(1, n)}
+# the inputs an op's kernel returns as they are (CudaNodeKernel.passes_through)
+PASSES_THROUGH = {"check_numerics": (0,)}
 
 
 def compile_node(node: Node) -> CudaNodeKernel | None:
@@ -427,4 +429,4 @@ def compile_node(node: Node) -> CudaNodeKernel | None:
     key = repr((op, node.dtype.name, sorted((k, repr(v)) for k, v in node.attrs.items())))
     name = f"cuda_{op}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     return CudaNodeKernel(name, build(node), tuple(t.node.id for t in node.inputs), (node.id,),
-                          (node,), reads=reads)
+                          (node,), reads=reads, passes_through=PASSES_THROUGH.get(op, ()))

@@ -51,6 +51,24 @@ def step_inputs(step: Any) -> tuple[int, ...]:
     return step.inputs
 
 
+def step_outputs(step: Any) -> tuple[int, ...]:
+    """Ids of the values a step makes: a node's own (none for no_op), or a kernel's outputs."""
+    if isinstance(step, Node):
+        return (step.id,) if step.opdef.has_output else ()
+    return step.outputs
+
+
+def may_share_memory(step: Any) -> tuple[int, ...]:
+    """Ids of the values whose memory a step's outputs may share. A node run by its NumPy
+    reference may return a view of an input (transpose, reshape) or the input itself
+    (check_numerics): any of them. A compiled kernel's outputs are new arrays, except the inputs
+    it declares it passes through as they are (`passes_through`, input positions: the cuda
+    check_numerics returns x once it has scanned it)."""
+    if isinstance(step, Node):
+        return step_inputs(step)
+    return tuple(step.inputs[k] for k in getattr(step, "passes_through", ()))
+
+
 def lifetimes(steps: Sequence[Any], keep: set[int]) -> tuple[tuple[int, ...], ...]:
     """For each step, the ids of values that no later step reads (and are not fetched)."""
     last_use: dict[int, int] = {}
@@ -78,9 +96,9 @@ def in_place_updates(steps: Sequence[Any], pairs: Sequence[tuple[Node, Node]],
     An update may write the variable's own buffer (`reuse`) when, from that step on, nothing
     reads the variable's old value: every consumer in a run sees the value from before the
     run's assignments (TF1), and a fetched variable returns it. Values that may share its
-    memory count as the value: a node run by NumPy may return a view of its input (transpose,
-    reshape), so its output counts when it reads one of them; a kernel's outputs are new.
-    A `read_variable` between the step and the assign would see the new value early.
+    memory count as the value (may_share_memory: a node's output when it reads one of them, a
+    kernel's when it passes one through). A `read_variable` between the step and the assign
+    would see the new value early.
     """
     var_of = {value.id: var for var, value in pairs}
     at: dict[int, int] = {}  # variable id -> the step that updates it
@@ -93,20 +111,17 @@ def in_place_updates(steps: Sequence[Any], pairs: Sequence[tuple[Node, Node]],
     early: set[int] = set()  # variables read by a read_variable after their update step
     last_use: dict[int, int] = {}
     for j, s in enumerate(steps):
-        reads = step_inputs(s)
-        for v in reads:
+        for v in step_inputs(s):
             last_use[v] = j
-        if not isinstance(s, Node):
-            continue
-        var = s.inputs[0].node.id if s.opdef is READ_VARIABLE else None
+        var = s.inputs[0].node.id if isinstance(s, Node) and s.opdef is READ_VARIABLE else None
         if var in at and j < assign_at.get(var, len(steps)):
             old[s.id] = {var}
             if j > at[var]:
                 early.add(var)
-        elif s.opdef.has_output:
-            seen = set().union(*(old.get(v, ()) for v in reads))
-            if seen:
-                old[s.id] = seen
+            continue
+        seen = set().union(*(old.get(v, ()) for v in may_share_memory(s)))
+        if seen:
+            old.update((out, seen) for out in step_outputs(s))
     views: dict[int, list[int]] = {}  # variable id -> the values that may view its old value
     for value, variables in old.items():
         for var in variables:

@@ -6,28 +6,7 @@ needs it on the other side: feeds stay on the host until a device step reads the
 in once per run); a kernel's outputs stay on the device; only fetched values are copied out.
 Variables (and so optimizer slots) are device arrays for the session's life (DeviceVariableStore).
 
-Buffers. Every device array a run makes comes from a BufferPool keyed by (shape, dtype) and
-goes back to it as soon as nothing can read it any more: after the last step that reads any
-value viewing it (plan.free_after; reshape and the other VIEW_OPS, and check_numerics, which
-passes its input through, view their input's buffer: `_Run.views` counts them), unless a
-variable holds it (DeviceVariableStore.held). Fetched values are never dropped (free_after
-leaves them out) and constants, kept per plan, are not pool buffers. A buffer a variable lets
-go of when it is assigned goes back once no value of the run views it (a value read before the
-assignment keeps the old value). A later step of the same run may be lent it at once: kernels
-and copies are queued on one stream, so the steps that read it before run first. Values no
-step reads, and fetched ones once copied out, go back when the run ends. A run's device memory
-is therefore the values live at once, not all of them (buffers are shared only between values
-of one shape and dtype), and the steady state of a training loop allocates nothing after its
-first run: each run asks for the same buffers in the same order.
-
-In-place updates. An optimizer's fused update (plan.updates, compiler.schedule.in_place_updates)
-writes a weight's or slot's next value into the variable's own buffer, which the variable then
-keeps: no new buffer, no hand-over between buffers, one copy of each weight. The store hands the
-kernel that buffer only when the plan allows it, the variable's value spans it, no other variable
-holds it (`v2.assign(v1)` shares a buffer), every value of the run viewing it is dropped after the
-step (a kernel that passes its input through, as check_numerics does, is a view the plan does not
-see) and no NumericsChecker watches the run (a NaN must leave the variable as it was); else a new
-pool buffer holding a copy of the old value (`Stats.copies_on_device`), as the cpu's store does.
+Buffers and in-place updates: runtime.device_memory (the buffer pool, the variables' buffers).
 
 Steps. A fused group is a codegen_cuda.CudaKernel; matmul, softmax, cross-entropy, convolution,
 pooling, the index ops (argmax/argmin, one_hot, in_top_k), the data-movement ops (transpose,
@@ -59,18 +38,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from compiler.cache import debug
 from compiler.codegen_cuda_random import RandomStates
+from runtime.device_memory import BufferPool, DeviceVariableStore, Stats, contiguous
 from runtime.executor import evaluate_naming_errors
 from runtime.numerics import NumericsChecker
 from runtime.reference import evaluate
-from runtime.variables import VariableStore
-from symgraph.errors import InvalidArgumentError
 from symgraph.graph import Node
 
 # nodes that are views of their first input (same elements, same order), on either side
@@ -78,141 +55,6 @@ VIEW_OPS = frozenset({"reshape", "reshape_like", "expand_dims", "squeeze",
                       "placeholder_with_default"})
 # nodes whose value is a function of their input's shape: computed on the host, no copy out
 SHAPE_OPS = frozenset({"shape", "size"})
-
-
-@dataclass
-class Stats:
-    """What the device did, for tests and SYMGRAPH_DEBUG: buffers allocated (the pool's misses),
-    host-to-device, device-to-host and device-to-device copies (an in-place update of a value
-    still read later), kernel launches, and nodes run on the host by op."""
-
-    allocations: int = 0
-    copies_in: int = 0
-    copies_out: int = 0
-    copies_on_device: int = 0
-    kernels: int = 0
-    host_ops: Counter = field(default_factory=Counter)
-
-
-class BufferPool:
-    """Device buffers by (shape, dtype), lent during a run and given back as soon as nothing
-    reads them (or, at the latest, when the run ends)."""
-
-    def __init__(self, stats: Stats) -> None:
-        self.stats = stats
-        self._free: dict[tuple, list[Any]] = {}
-        self._idle: set[int] = set()  # ids of the buffers in _free
-        self._lent: dict[int, Any] = {}
-        self._owned: set[int] = set()  # ids of every buffer the pool made (alive: kept in lists)
-
-    def take(self, shape: tuple, dtype: np.dtype) -> Any:
-        key = (tuple(int(d) for d in shape), np.dtype(dtype).str)
-        free = self._free.get(key)
-        if free:
-            buf = free.pop()
-            self._idle.discard(id(buf))
-        else:
-            from numba import cuda
-
-            buf = cuda.device_array(key[0], np.dtype(dtype))
-            self._owned.add(id(buf))
-            self.stats.allocations += 1
-        self._lent[id(buf)] = buf
-        return buf
-
-    def give(self, buf: Any) -> None:
-        """Takes back a buffer now (the caller knows nothing reads it later in the run). Giving
-        one twice keeps it once (a twice-listed buffer would be lent to two values); arrays the
-        pool did not make (constants, views) are ignored."""
-        self._lent.pop(id(buf), None)
-        if id(buf) in self._owned and id(buf) not in self._idle:
-            self._idle.add(id(buf))
-            self._free.setdefault((tuple(buf.shape), buf.dtype.str), []).append(buf)
-
-    def owns(self, buf: Any) -> bool:
-        return id(buf) in self._owned
-
-    def end_run(self, held: set[int], dropped: Sequence[Any]) -> None:
-        """Takes back every buffer lent in this run that no variable holds, and the ones that
-        variables let go of during it."""
-        for key, buf in list(self._lent.items()):
-            if key not in held:
-                self.give(buf)
-        self._lent.clear()
-        for buf in dropped:
-            if id(buf) not in held:
-                self.give(buf)
-
-
-class DeviceVariableStore(VariableStore):
-    """A session's variables as device arrays. Each holds a pool buffer (or a view of one); a
-    write replaces the buffer, never changes it, as VariableStore does with NumPy arrays."""
-
-    def __init__(self, pool: BufferPool, stats: Stats) -> None:
-        super().__init__()
-        self.pool = pool
-        self.stats = stats
-        self._bases: dict[str, Any] = {}
-        self.held: Counter = Counter()  # id(buffer) -> variables holding it
-        self.dropped: list[Any] = []  # buffers let go during this run
-
-    def write(self, var: Node, value: Any, base: Any = None) -> None:
-        """Stores `value` (device or host) for `var`; `base` is the pool buffer a device value
-        views, if any: it is held, not copied. Anything else is copied into a pool buffer."""
-        shape = tuple(value.shape)
-        if var.shape.rank is not None and (
-                len(shape) != var.shape.rank
-                or any(d is not None and d != a for d, a in zip(var.shape, shape))):
-            raise InvalidArgumentError(
-                f"cannot assign a value of shape {shape} to variable '{var.name}' of shape "
-                f"{var.shape} (created at {var.location})", var)
-        dtype = np.dtype(var.dtype.np)
-        if isinstance(value, np.ndarray) or np.dtype(value.dtype) != dtype \
-                or base is None or not self.pool.owns(base):
-            if not isinstance(value, np.ndarray):
-                value = value.copy_to_host()
-                self.stats.copies_out += 1
-            buf = self.pool.take(shape, dtype)
-            buf.copy_to_device(_contiguous(np.asarray(value, dtype)))
-            self.stats.copies_in += 1
-            value = base = buf
-        with self._lock:
-            old = self._bases.get(var.name)
-            self.held[id(base)] += 1
-            self._values[var.name] = value
-            self._bases[var.name] = base
-            if old is not None:
-                self.held[id(old)] -= 1
-                if self.held[id(old)] <= 0:
-                    del self.held[id(old)]
-                    self.dropped.append(old)
-
-    def base(self, var: Node) -> Any:
-        return self._bases.get(var.name)
-
-    def buffer_for_update(self, var: Node, value: Any, reuse: bool) -> Any:
-        """A device array holding `value` (the variable's value as this run read it) for a
-        kernel that overwrites it with the variable's next value. The variable's own buffer
-        where `reuse` allows it, `value` is the variable's value now and spans all of it, and no
-        other variable holds it; else a new pool buffer with a copy of `value`, which the
-        variable's assign then holds, as it would a new kernel output."""
-        with self._lock:
-            base = self._bases.get(var.name)
-            if (reuse and base is not None and self._values.get(var.name) is value
-                    and self.held[id(base)] == 1 and value.size == base.size):
-                return value
-        buf = self.pool.take(tuple(value.shape), value.dtype)
-        buf.copy_to_device(value)  # one stream: after the writes of earlier steps
-        self.stats.copies_on_device += 1
-        return buf
-
-    def end_run(self) -> None:
-        self.pool.end_run(set(self.held), self.dropped)
-        self.dropped = []
-
-    def host_values(self) -> dict[str, np.ndarray]:
-        """Every variable's value, copied to the host (a debugging aid)."""
-        return {name: v.copy_to_host() for name, v in self._values.items()}
 
 
 class _HostView(Mapping):
@@ -249,7 +91,7 @@ class _Run:
         """The value on the device (copied in, into a pool buffer, the first time)."""
         value = self.values[vid]
         if isinstance(value, np.ndarray) or np.isscalar(value):
-            host = _contiguous(np.asarray(value))
+            host = contiguous(np.asarray(value))
             buf = self.device.pool.take(host.shape, host.dtype)
             buf.copy_to_device(host)
             self.device.stats.copies_in += 1
@@ -282,11 +124,6 @@ class _Run:
 
     def base(self, vid: int) -> Any:
         return self.bases.get(vid, self.values.get(vid))
-
-    def last_read_now(self, buf: Any, free: Sequence[int]) -> bool:
-        """No value of the run that views `buf` is read after this step or fetched: every one
-        is among `free`, the values dropped after it (plan.free_after)."""
-        return self.views[id(buf)] == sum(1 for vid in free if self.bases.get(vid) is buf)
 
     def drop(self, vid: int) -> None:
         """Forgets a value no later step reads. Its buffer goes back to the pool when no other
@@ -350,7 +187,7 @@ class CudaDevice:
             if isinstance(step, Node):
                 self._node(step, run)
             else:
-                self._kernel(step, run, updates, free, reuse)
+                self._kernel(step, run, updates, reuse)
             if observers:
                 from numba import cuda
 
@@ -367,7 +204,7 @@ class CudaDevice:
             observer.end(plan, view)
 
     def _kernel(self, kernel: Any, run: _Run, updates: Sequence[Any] = (),
-                free: Sequence[int] = (), reuse: bool = True) -> None:
+                reuse: bool = True) -> None:
         ir = getattr(kernel, "ir", None)
         reads = [i.read for i in ir.inputs] if ir is not None else \
             getattr(kernel, "reads", None) or [True] * len(kernel.inputs)
@@ -378,7 +215,7 @@ class CudaDevice:
             args = [self.store.read(target) if target is not None and i == 0  # its value now
                     else run.dev(v) if read else run.values[v]
                     for i, (v, read) in enumerate(zip(kernel.inputs, reads))]
-            written = self._update_buffers(kernel, run, args, updates, free, reuse)
+            written = self._update_buffers(kernel, run, args, updates, reuse)
             if getattr(kernel, "stateful", False):
                 outs = kernel.launch(args, self.pool.take, self.pool.give, self.random)
             else:
@@ -401,12 +238,16 @@ class CudaDevice:
             if q in written:  # an in-place update: the buffer its variable's assign keeps
                 run.put(vid, out, written[q])
                 continue
-            # an output that is an input (check_numerics passes x through) views its buffer
-            alias = next((v for a, v in zip(args, kernel.inputs) if a is out), None)
-            run.put(vid, out, out if alias is None else run.base(alias))
+            # an output that is an input (check_numerics passes x through) views its buffer;
+            # the kernel must say so, or the plan's in-place updates would not see the view
+            alias = next((k for k, a in enumerate(args) if a is out), None)
+            if alias is not None and alias not in getattr(kernel, "passes_through", ()):
+                raise RuntimeError(f"{kernel.name} returned its input {alias} without "
+                                   "declaring it in passes_through")
+            run.put(vid, out, out if alias is None else run.base(kernel.inputs[alias]))
 
     def _update_buffers(self, kernel: Any, run: _Run, args: list[Any], updates: Sequence[Any],
-                        free: Sequence[int], reuse: bool) -> dict[int, Any]:
+                        reuse: bool) -> dict[int, Any]:
         """Puts, at each in-place update's input slots, the array its kernel overwrites (the
         variable's own buffer, or a copy of its value; DeviceVariableStore.buffer_for_update);
         returns the pool buffer each such output is, or views, by output position."""
@@ -414,9 +255,8 @@ class CudaDevice:
         for update in updates:  # compiler.plan.Update
             slot = update.slots[0]
             old = run.base(kernel.inputs[slot])
-            own = reuse and update.reuse and run.last_read_now(old, free)
             value = args[slot]
-            buffer = self.store.buffer_for_update(update.var, value, own)
+            buffer = self.store.buffer_for_update(update.var, value, reuse and update.reuse)
             for k in update.slots:
                 args[k] = buffer
             written[update.output] = old if buffer is value else buffer  # else a new buffer
@@ -441,7 +281,7 @@ class CudaDevice:
                 from numba import cuda
 
                 value = self._constants[key] = cuda.to_device(
-                    _contiguous(evaluate(node, [], store)))
+                    contiguous(evaluate(node, [], store)))
                 self.stats.copies_in += 1
             run.put(node.id, value)
         elif op in VIEW_OPS:
@@ -480,11 +320,6 @@ class CudaDevice:
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.setflags(write=False)
         run.put(node.id, value)
-
-
-def _contiguous(x: np.ndarray) -> np.ndarray:
-    """x in C order (np.ascontiguousarray would make a 0-d array 1-d)."""
-    return x if x.flags.c_contiguous else np.array(x, order="C")
 
 
 def _shape_only(value: Any) -> np.ndarray:

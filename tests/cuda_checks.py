@@ -732,15 +732,15 @@ def test_an_update_fused_with_reductions_over_two_axis_sets_reads_the_old_value(
 
 def test_an_old_value_read_in_the_run_of_its_update_stays_the_old_value() -> None:
     """Momentum's update of w beside readers of w's old value writes a copy (the not-safe
-    path): a fetch of w (the plan says so), a reduction of w scheduled after the update (a
-    later reader), check_numerics(w) fetched (a kernel passing w's buffer through: the plan
-    sees no view there, the device sees that a value of the run still views it), and a
-    read_value of u between u's update kernel and its assign (the plan says so; no value of
-    the run views u's buffer yet). Each returns the value from before the run, three runs in
-    a row, as the reference does."""
+    path), as the plan says: a fetch of w, a reduction of w scheduled after the update (a
+    later reader), check_numerics(w) and check_numerics(reshape(w)) fetched (scheduled before
+    the update: kernels that pass w's buffer, or a view of it, through, and declare it), and
+    a read_value of u between u's update kernel and its assign. Each returns the value from
+    before the run, three runs in a row, as the reference does."""
     with sg.Graph().as_default():
         loss, feed, (w, _) = _regression()
         checked = sg.debugging.check_numerics(w, "w")
+        flat = sg.debugging.check_numerics(sg.reshape(w, [-1]), "flat w")
         train = sg.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
         later = sg.reduce_sum(w, 1)  # created, so scheduled, after the update
         u = sg.Variable(np.array([1.0, -2.0, 4.0], np.float32), name="u")
@@ -751,9 +751,15 @@ def test_an_old_value_read_in_the_run_of_its_update_stays_the_old_value() -> Non
         for sess in sessions.values():
             sess.run(sg.global_variables_initializer())
         stats = sessions["cuda"]._device.stats
+        plan = sessions["cuda"].plan_for([checked, flat, train], feed)
+        through = [i for i, k in enumerate(plan.steps) if getattr(k, "passes_through", ())]
+        update = next(i for i, ups in enumerate(plan.updates)
+                      if any(u.var.name == w.node.name for u in ups))
+        assert len(through) == 2 and max(through) < update  # device steps, before w's update
         cases = [([w, train], False, 0, lambda old: old),
                  ([train, later], False, 1, lambda old: old.sum(1)),
-                 ([checked, train], True, 0, lambda old: old),
+                 ([checked, train], False, 0, lambda old: old),
+                 ([flat, train], False, 0, lambda old: old.reshape(-1)),
                  ([read, step], False, 0, lambda old: old)]
         for fetches, reuse, index, of_old in cases:
             plan = sessions["cuda"].plan_for(fetches, feed)

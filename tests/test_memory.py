@@ -1,11 +1,16 @@
-"""Memory planning: value sizes from the fed shapes, the peak over the plan's lifetimes, and a
-clear MemoryError before a run that cannot fit."""
+"""Memory planning: value sizes from the fed shapes, the peak over the plan's lifetimes, a
+clear MemoryError before a run that cannot fit, and which updates may write the variable's own
+buffer."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import symgraph as sg
 from compiler.memory import check_fits, plan_memory
+from compiler.schedule import in_place_updates
+from symgraph.graph import Node
 
 
 def _mlp(units: int = 16):
@@ -118,3 +123,67 @@ def test_updates_in_the_variables_buffers_take_no_new_memory():
     assert sum(u.reuse for step in report.plan.updates for u in step) == 2
     assert weight <= report.peak_bytes < weight + 16 * 1024
     assert report.variable_bytes == 2 * weight and report.live_after[-1] < 16
+
+
+def _checked_momentum():
+    """w, check_numerics(w) and check_numerics(reshape(w)), created (so scheduled) before a
+    momentum step that updates w and its slot in place."""
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.constant(np.arange(6, dtype=np.float32).reshape(2, 3) / 6)
+        w = sg.Variable(np.ones((3, 2), np.float32), name="w")
+        checked = sg.debugging.check_numerics(w, "w")
+        flat = sg.debugging.check_numerics(sg.reshape(w, [-1]), "flat w")
+        train = sg.train.MomentumOptimizer(0.1, 0.9).minimize(sg.reduce_sum(sg.square(x @ w)))
+        init = sg.global_variables_initializer()
+    return g, w, checked, flat, train, init
+
+
+def _reuse(plan) -> dict[str, bool]:
+    return {u.var.name: u.reuse for ups in plan.updates for u in ups}
+
+
+def test_an_update_beside_a_fetched_check_of_its_variable_writes_a_copy():
+    """check_numerics passes its input through (the cpu runs it by its reference, which returns
+    the array itself): fetched beside the step, it must return w from before the step, so the
+    plan updates w in a copy; the slot, and w in a plain step, stay in place."""
+    g, w, checked, flat, train, init = _checked_momentum()
+    cpu, ref = sg.Session(graph=g, device="cpu"), sg.Session(graph=g, device="reference")
+    for sess in (cpu, ref):
+        sess.run(init)
+    assert _reuse(cpu.plan_for(train)) == {"w": True, "w/Momentum": True}
+    for fetch, of_old in ((checked, lambda old: old), (flat, lambda old: old.reshape(-1))):
+        assert _reuse(cpu.plan_for([fetch, train])) == {"w": False, "w/Momentum": True}
+        for _ in range(2):
+            old = cpu.run(w)
+            got, _ = cpu.run([fetch, train])
+            want, _ = ref.run([fetch, train])
+            np.testing.assert_array_equal(got, of_old(old))
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+        cpu.run(train)
+        ref.run(train)
+        np.testing.assert_allclose(cpu.run(w), ref.run(w), rtol=1e-6)
+
+
+@pytest.mark.parametrize("passes_through", [(0,), ()])
+def test_a_kernel_that_passes_its_input_through_views_it(passes_through):
+    """A compiled step whose output may be its input (the cuda check_numerics declares it in
+    `passes_through`) counts as a view of it: fetched, it keeps w's update out of w's buffer.
+    Here the cpu plan's check_numerics node is swapped for such a kernel; one that declares
+    nothing makes a new array, and w's update is in place again."""
+    g, w, checked, _, train, init = _checked_momentum()
+    sess = sg.Session(graph=g, device="cpu")
+    sess.run(init)
+    plan = sess.plan_for([checked, train])
+    nodes = plan.program.graph.nodes
+    steps = list(plan.steps)
+    at = next(i for i, s in enumerate(steps)
+              if isinstance(s, Node) and s.opdef.name == "check_numerics")
+    steps[at] = SimpleNamespace(inputs=(steps[at].inputs[0].node.id,), outputs=(steps[at].id,),
+                                passes_through=passes_through)
+    pairs = [(u.var, nodes[step.outputs[u.output]])
+             for step, ups in zip(steps, plan.updates) for u in ups]
+    keep = {n.id for n in plan.program.outputs}
+    updates = in_place_updates(steps, pairs, keep)
+    reuse = {u.var.name: u.reuse for ups in updates for u in ups}
+    assert reuse == {"w": not passes_through, "w/Momentum": True}
