@@ -75,13 +75,18 @@ def test_cnn_training_runs_in_kernels_and_matches_the_reference():
         assert executor.fallbacks == fallbacks, "a conv/pool kernel refused its inputs"
 
 
-@pytest.mark.parametrize("ksize,padding", [(3, "SAME"), (2, "SAME"), (2, "VALID")])
-def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksize, padding):
+@pytest.mark.parametrize("ksize,padding,stride", [(3, "SAME", 1), (2, "SAME", 1),
+                                                   (2, "VALID", 1), (2, "SAME", 2),
+                                                   (2, "VALID", 2)])
+def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksize, padding,
+                                                                           stride):
     """Ties: the first tap in window order; a window of -inf that starts on padding: the
-    padding's tap wins (its gradient is lost); a NaN: the first NaN."""
+    padding's tap wins (its gradient is lost); a NaN: the first NaN. 2x2 windows inside the
+    image take the loops' four-tap path (_max_of_four, and _scatter_four where windows never
+    overlap); the others, and every window of 3x3, the general one."""
     x_val = np.array([[1, 1, 0], [1, -np.inf, 2], [np.nan, 2, 2]], np.float32)[None, :, :, None]
     x_val = np.concatenate([x_val, np.full_like(x_val, -np.inf)])
-    attrs = {"ksize": (ksize, ksize), "strides": (1, 1), "padding": padding}
+    attrs = {"ksize": (ksize, ksize), "strides": (stride, stride), "padding": padding}
     with sg.Graph().as_default() as graph:
         x = sg.placeholder(sg.float32, [None, 3, 3, 1])
         h = sg.placeholder(sg.float32, [None, 3, 3, 1])
