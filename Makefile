@@ -19,10 +19,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# The cuda device's checks on a real NVIDIA GPU (`make test` runs the same file on Numba's CUDA
+# The cuda device's checks on a real NVIDIA GPU (`make test` runs the same files on Numba's CUDA
 # simulator, through tests/test_cuda.py).
 test-gpu: $(STAMP)
-	SYMGRAPH_CUDA_TESTS=1 NUMBA_ENABLE_CUDASIM=0 $(PY) -m pytest -q -p no:cacheprovider tests/cuda_checks.py
+	SYMGRAPH_CUDA_TESTS=1 NUMBA_ENABLE_CUDASIM=0 $(PY) -m pytest -q -p no:cacheprovider tests/cuda_checks_*.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""The cuda device in `make test`: tests/cuda_checks.py under Numba's CUDA simulator, in a
+"""The cuda device in `make test`: tests/cuda_checks_*.py under Numba's CUDA simulator, in a
 subprocess (NUMBA_ENABLE_CUDASIM must be set before numba is first imported, and this process
 has imported numba for the cpu device), and the clear error where no GPU can be used.
 """
@@ -18,6 +18,8 @@ import symgraph as sg
 ROOT = Path(__file__).resolve().parent.parent
 needs_numba_cuda = pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None,
                                       reason="numba-cuda (the cuda extra) is not installed")
+# the device's checks, a file per topic (`make test-gpu` runs the same glob on a GPU)
+CUDA_CHECKS = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("tests/cuda_checks_*.py"))
 
 
 def _python(code_or_args: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -31,8 +33,9 @@ def test_cuda_device_under_the_simulator() -> None:
     too), MLP, CNN and slice/concat model training steps (no op on the host), the random ops,
     the buffer pool (buffers reused within a run, never while a view, fetch or variable needs
     them), variables on the device and optimizer updates in their own buffers (a copy where
-    the old value is still read) (tests/cuda_checks.py), on the simulator: ~35 s."""
-    out = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda_checks.py"],
+    the old value is still read) (tests/cuda_checks_*.py), on the simulator: ~35 s."""
+    assert CUDA_CHECKS, "no tests/cuda_checks_*.py"  # pytest without files would run them all
+    out = _python(["-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_CHECKS],
                   NUMBA_ENABLE_CUDASIM="1", SYMGRAPH_CUDA_TESTS="1")
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
     assert " passed" in out.stdout and "skipped" not in out.stdout.splitlines()[-1]
