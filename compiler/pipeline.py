@@ -44,7 +44,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
         from compiler.codegen_cuda import compile_group
         from compiler.codegen_cuda_ops import compile_node
     else:
-        from compiler.numba_startup import start_numba
+        from compiler.codegen_cpu_startup import start_numba
 
         start_numba()  # once per process (gc.freeze: see there)
         from compiler.codegen_cpu import compile_group  # imports Numba: only when compiling

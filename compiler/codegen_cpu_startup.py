@@ -1,4 +1,4 @@
-"""Numba's start-up, once per process, before the first cpu plan compiles.
+"""Numba's start-up for the cpu code generators: once per process, before a plan compiles.
 
 Importing Numba and loading its typing and lowering registries (which Numba does at its first
 compile or cache load) leaves ~86,000 objects that Python's cyclic garbage collector tracks

@@ -1,4 +1,4 @@
-"""compiler/numba_startup.py: Numba loads once, with the garbage collector paused, then frozen."""
+"""compiler/codegen_cpu_startup.py: Numba loads with the collector paused, then frozen."""
 
 from __future__ import annotations
 
