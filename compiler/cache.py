@@ -2,16 +2,15 @@
 own cache beside them, so a second process compiles nothing.
 
 Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_<n>_<hash8>.py,
-with Numba's compiled code and the module's Python bytecode in __pycache__ next to each file.
-A kernel's name hashes its whole text, so a code generator that renders a kernel differently
-names a new file, and an edit to a code generator recompiles only the kernels whose text
-changed. What the text does not hold is in the tag: the symgraph and Numba versions, this
-file, and the helper modules generated kernels import (KERNEL_IMPORTS), whose functions Numba
-compiles into each kernel without tracking their source; so a stale entry is never loaded.
-Files are written atomically (temp file + rename); several processes may fill the cache at
-once. Directories of other tags (older
-versions of symgraph, Numba or the kernels' helpers) that nothing has written to for
-STALE_DAYS are deleted, once per process: each upgrade would otherwise leave its compiled
+with Numba's compiled code and the module's Python bytecode in __pycache__ next to each file. A
+kernel's name hashes its whole text, so a code generator that renders a kernel differently names
+a new file, and an edit to a code generator recompiles only the kernels whose text changed. What
+the text does not hold is in the tag: the symgraph and Numba versions, this file, and the helper
+modules generated kernels import (KERNEL_IMPORTS), whose functions Numba compiles into each
+kernel without tracking their source; so a stale entry is never loaded. Files are written
+atomically (temp file + rename); several processes may fill the cache at once. Directories of
+other tags (older versions of symgraph, Numba or the kernels' helpers) that nothing has written
+to for STALE_DAYS are deleted, once per process: each upgrade would otherwise leave its compiled
 kernels behind for good.
 """
 
