@@ -1,4 +1,5 @@
-"""What every workload shares: timing, result checks, peers, the machine, and the results table.
+"""What every workload shares: timing, result checks, peers, the child processes, the machine,
+and the results table.
 
 Each workload module (w1_mlp, w2_elementwise, w3_cnn, w4_forward) builds one runner per
 implementation; a runner has `result()` (named arrays from a fresh state, compared with the
@@ -11,11 +12,15 @@ import importlib.util
 import json
 import os
 import platform
+import queue
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,12 +105,13 @@ class Timing:
     median_s: float
     reps: int
     spread: float  # (q3 - q1) / median: how noisy the repetitions were
+    rounds: int  # how many time windows the repetitions came from
 
 
 def time_boxed(step: Callable[[], object], budget_s: float, min_reps: int = 3,
-               max_reps: int = 2000, warmup: int = 2) -> Timing:
-    """Median wall time of `step()`: after `warmup` calls, repeats until the budget is spent
-    (at least min_reps, at most max_reps), so slow implementations cannot stall the run."""
+               max_reps: int = 2000, warmup: int = 2) -> list[float]:
+    """Wall times of `step()`: after `warmup` calls, repeats until the budget is spent (at
+    least min_reps, at most max_reps), so slow implementations cannot stall the run."""
     for _ in range(warmup):
         step()
     times: list[float] = []
@@ -115,9 +121,16 @@ def time_boxed(step: Callable[[], object], budget_s: float, min_reps: int = 3,
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def pooled(rounds: list[list[float]]) -> Timing:
+    """Median and spread of every repetition of every round together: a slow spell of the
+    machine that spans one round moves the median of all of them little."""
+    times = [t for r in rounds for t in r]
     med = statistics.median(times)
     q = np.percentile(times, [25, 75])
-    return Timing(med, len(times), float((q[1] - q[0]) / med))
+    return Timing(med, len(times), float((q[1] - q[0]) / med), len(rounds))
 
 
 def first_step_subprocess(workload: str, impl: str, env: dict[str, str],
@@ -134,32 +147,120 @@ def first_step_subprocess(workload: str, impl: str, env: dict[str, str],
     return json.loads(lines[-1])
 
 
-def impl_subprocess(workload: str, impl: str, npz: Path, flags: list[str],
-                    timeout_s: float = 900) -> dict:
-    """Runs `run.py --child` in a fresh process: one implementation of one workload, built,
-    its results saved to `npz` and (unless `--check-only` is in `flags`) timed; returns what
-    the child printed ({"pid", and "median_s", "reps", "spread" or "skipped" or "failed"}),
-    with "results": the arrays it saved, if it got that far (then a "failed" is a failure
-    while timed). The environment passes through unchanged ($SYMGRAPH_CACHE_DIR included)."""
-    try:
-        proc = subprocess.run([sys.executable, str(RUN_PY), "--child", workload, impl, str(npz),
-                               *flags], capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        said = {"failed": f"no answer within {timeout_s:g} s (killed)"}
-    else:
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        said = json.loads(lines[-1]) if lines else {}
-        if proc.returncode != 0 or not lines:  # a crash: say its last words
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            said["failed"] = f"exit status {proc.returncode}: " + " | ".join(tail)[-300:]
-    if "skipped" not in said and npz.exists():
+class Child:
+    """One implementation of one workload in a persistent process of its own (`run.py --child`):
+    it builds its runner, saves its results to `npz` and replies, then times its step each time
+    it is asked, until it reads "quit" or the end of its stdin (so it also ends when the parent
+    dies). Replies are JSON lines on its stdout, which it keeps for them alone; its stderr goes
+    to a file beside `npz`, for the last words of one that dies. The environment passes through
+    unchanged ($SYMGRAPH_CACHE_DIR included)."""
+
+    def __init__(self, workload: str, impl: str, npz: Path, flags: list[str]) -> None:
+        self.impl, self.npz = impl, npz
+        self.err = npz.with_suffix(".err")
+        with open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(RUN_PY), "--child", workload, impl, str(npz), *flags],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        self.replies: queue.Queue[str | None] = queue.Queue()
+        # A thread reads the replies, so that waiting for one can time out.
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self.replies.put(line)
+        self.replies.put(None)
+
+    def ask(self, request: dict | None, timeout_s: float) -> dict:
+        """Sends `request` (None: sends nothing and waits for the reply to the start) and returns
+        the child's reply; one that dies or does not answer within `timeout_s` is killed, and
+        the reply is {"failed": why}."""
+        if request is not None:
+            try:
+                self.proc.stdin.write(json.dumps(request) + "\n")
+                self.proc.stdin.flush()
+            except OSError:  # it is dead: its end of stdout says why
+                pass
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                return {"failed": f"no answer within {timeout_s:.1f} s (killed)"}
+            if line is None:
+                return {"failed": self._last_words()}
+            try:
+                said = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(said, dict):
+                return said
+
+    def built(self, timeout_s: float) -> dict:
+        """The reply to the start: {"pid", and "ready" or "skipped" or "failed"}, with "results"
+        (the arrays it saved) when it is ready."""
+        said = self.ask(None, timeout_s)
+        if "ready" in said:
+            try:
+                with np.load(self.npz, allow_pickle=False) as saved:
+                    said["results"] = {key: saved[key] for key in saved.files}
+            except Exception as e:
+                said["failed"] = f"its saved results are unreadable: {type(e).__name__}: {e}"
+        return said
+
+    def _last_words(self) -> str:
         try:
-            with np.load(npz, allow_pickle=False) as saved:
-                said["results"] = {key: saved[key] for key in saved.files}
-        except Exception as e:  # a child killed while writing them
-            said["failed"] = f"its saved results are unreadable: {type(e).__name__}: {e}"
-            said.pop("results", None)
-    return said
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # it closed its stdout but lives on
+            self.kill()
+            code = self.proc.returncode
+        tail = self.err.read_text(errors="replace").strip().splitlines()[-3:]
+        return f"exit status {code}: " + " | ".join(tail)[-300:]
+
+    def quit(self) -> None:
+        """Tells the child to quit, without waiting for it (its teardown overlaps others')."""
+        if not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            except OSError:  # it is dead
+                pass
+
+    def close(self, timeout_s: float = 30) -> None:
+        """Tells the child to quit and reaps it; one that lingers is killed."""
+        self.quit()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.quit()  # only closes our end of its stdin
+
+
+@contextmanager
+def children(workload: str, impls: list[str], flags: list[str]) -> Iterator[dict[str, Child]]:
+    """Starts one Child per implementation, all at once (their builds overlap); on the way out
+    tells them to quit, or kills them if the parent raised, so that none outlives the run."""
+    with tempfile.TemporaryDirectory(prefix="symgraph-bench-") as folder:
+        kids: dict[str, Child] = {}
+        try:
+            for impl in impls:
+                kids[impl] = Child(workload, impl, Path(folder) / f"{workload}-{impl}.npz", flags)
+            yield kids
+        except BaseException:
+            for kid in kids.values():
+                kid.kill()
+            raise
+        finally:
+            for kid in kids.values():
+                kid.quit()
+            for kid in kids.values():
+                kid.close()
 
 
 # -- the machine ----------------------------------------------------------------------------------
@@ -215,6 +316,15 @@ class Row:
     seconds: dict[str, float] = field(default_factory=dict)
     unit: str = "ms"  # how to show it: "ms" or "s"
     per_second: bool = False  # also show 1/seconds (steps/s) for symgraph cpu
+    round_medians: dict[str, list[float]] = field(default_factory=dict)  # impl -> one a round
+
+    def round_ratios(self, impl: str) -> list[float]:
+        """impl's time / symgraph cpu's, round by round: both were timed in the same round, so
+        a slow spell of the machine that spans a round weighs on both."""
+        ours, theirs = self.round_medians.get("cpu"), self.round_medians.get(impl)
+        if impl == "cpu" or not ours or not theirs:
+            return []
+        return [t / o for t, o in zip(theirs, ours)]
 
 
 def _fmt(seconds: float, unit: str) -> str:

@@ -4,11 +4,22 @@
     python benchmarks/run.py                  # everything (`make bench`), < 15 min on 2 cores
     python benchmarks/run.py --only w2 --budget 2 --no-first-step
 
-Every implementation of a workload is built, checked and timed in its own fresh process (the
-hidden `--child` argument), one after another; this process gathers their results and imports
-no peer framework. Every implementation's result is checked against the symgraph reference;
-one that disagrees is reported and left out of the table. Times are medians; the ratio in a
-baseline's cell is (baseline time) / (symgraph cpu time): above 1, symgraph is faster.
+Every implementation of a workload runs in a process of its own (the hidden `--child`
+argument; never two frameworks in one process: PyTorch's libgomp and spinning threads slow the
+others), all of a workload's alive at once: each builds its runner and saves its results, which
+this process (it imports no peer framework) checks against the symgraph reference; one that
+disagrees is reported and left out of the table. Then the agreeing ones are timed side by side,
+in R = max(3, round(budget)) rounds: in each, every one in turn, in an order that changes from
+round to round (round_order), times its step for budget / R seconds, after a quiet gap
+(QUIET_S) in which the last one's threads fall asleep; the idle ones wait on their stdin. A
+slow spell of this shared machine (seconds long, ~1.5x) then weighs on one round of a few
+implementations, not on one implementation's whole time.
+
+Times are medians of every repetition of every round pooled; the ratio in a baseline's cell is
+(baseline time) / (symgraph cpu time): above 1, symgraph is faster. The median of the per-round
+ratios (each round's medians, baseline / symgraph) is printed beside the pooled ratio and
+listed in the notes: the two agree when the machine was steady, and a gap between them says
+the spells did not even out; the table and the targets keep the pooled medians.
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
@@ -35,6 +48,8 @@ FIRST_STEP = {"w1": ("cpu", "torch", "torch.compile", "jax"),
 # The reference runs W3 op by op with NumPy (~0.1 s a step): fewer repetitions.
 SLOW = {("w3", "reference"), ("w3", "numpy")}
 RESULTS = Path(__file__).resolve().parent / "results.md"
+QUIET_S = 0.2  # before each turn: the last one's spinning BLAS/OpenMP threads go to sleep
+TIMEOUT_S = 600.0  # a workload's builds and warm-ups, beyond its timed budget: then killed
 
 
 def _short(e: BaseException) -> str:
@@ -69,75 +84,116 @@ def check(mod, said: dict[str, dict], notes: list[str]) -> list[str]:
     return agree
 
 
-def run_children(mod, impls: tuple[str, ...], budget_s: float, tiny: bool = False,
-                 checked: tuple[str, ...] = ()) -> dict[str, dict]:
-    """Each implementation in its own fresh process, one after another, so that none runs
-    beside another's threads or libraries (PyTorch's libgomp, loaded first, is the OpenMP
-    Numba's parallel loops then use, and its spinning threads slow symgraph's BLAS calls).
-    Those in `checked` only are built and checked, not timed. Returns impl -> what its child
-    said, with the result arrays it saved; the parent imports no peer framework itself."""
-    said = {}
-    with tempfile.TemporaryDirectory(prefix="symgraph-bench-") as folder:
-        for impl in (i for i in IMPLS if i in impls or i in checked):
-            reason = harness.peer_missing(impl)
-            if reason:
-                said[impl] = {"skipped": reason}
-                continue
-            flags = ["--budget", repr(budget_s), *(["--tiny"] if tiny else []),
-                     *([] if impl in impls else ["--check-only"])]
-            said[impl] = harness.impl_subprocess(mod.KEY, impl,
-                                                 Path(folder) / f"{mod.KEY}-{impl}.npz", flags)
-    return said
-
-
 def bench_workload(mod, impls: tuple[str, ...], budget_s: float, notes: list[str],
                    tiny: bool = False) -> Row:
-    """Checks every implementation of one workload, then reports the times of those that
-    agree (each child times itself right after saving its results; a wrong one's is dropped)."""
-    said = run_children(mod, impls, budget_s, tiny, checked=("reference",))  # the oracle always
-    agree = check(mod, said, notes)
+    """Starts a child per implementation (and the reference's, the oracle, always), checks what
+    they saved, lets those that agree time their steps in rounds and pools each one's times."""
+    wanted = [i for i in IMPLS if i in impls or i == "reference"]
+    missing = {i: {"skipped": why} for i in wanted if (why := harness.peer_missing(i))}
+    deadline = time.monotonic() + TIMEOUT_S + 2 * budget_s * len(wanted)
+    start = [i for i in wanted if i not in missing]
+    with harness.children(mod.KEY, start, ["--tiny"] if tiny else []) as kids:
+        said = {i: missing[i] if i in missing else kids[i].built(deadline - time.monotonic())
+                for i in wanted}
+        agree = check(mod, said, notes)
+        timed = [i for i in agree if i in impls]
+        for impl in start:
+            if impl not in timed:  # the oracle only checked, or wrong: its memory back now
+                kids[impl].close()
+        times = time_rounds(mod.KEY, {i: kids[i] for i in timed}, budget_s, deadline, notes)
     row = Row(mod.TITLE, "", per_second=hasattr(mod, "LR"))
     row.metric = "ms per step" if row.per_second else "ms per evaluation"
-    for impl in (i for i in agree if i in impls):
-        out = said[impl]
-        if "failed" in out:
-            notes.append(f"{mod.KEY} {LABELS[impl]}: FAILED while timed: {out['failed']}")
-            continue
-        row.seconds[impl] = out["median_s"]
-        print(f"  {mod.KEY} {LABELS[impl]:<20} {out['median_s'] * 1e3:9.3f} ms  "
-              f"({out['reps']} reps, IQR {100 * out['spread']:.0f}% of median)", flush=True)
+    for impl, rounds in times.items():  # in IMPLS order: symgraph cpu first
+        t = harness.pooled(rounds)
+        row.seconds[impl] = t.median_s
+        row.round_medians[impl] = [statistics.median(r) for r in rounds]
+        line = (f"  {mod.KEY} {LABELS[impl]:<20} {t.median_s * 1e3:9.3f} ms  ({t.reps} reps in "
+                f"{t.rounds} rounds, IQR {100 * t.spread:.0f}% of median)")
+        ratios = row.round_ratios(impl)
+        if ratios:
+            pooled = t.median_s / row.seconds["cpu"]
+            line += f"  {pooled:.2f}x pooled, {statistics.median(ratios):.2f}x per-round median"
+            notes.append(f"{mod.KEY}: per-round ratios vs {LABELS[impl]}: "
+                         + " ".join(f"{r:.2f}" for r in ratios)
+                         + f" (median {statistics.median(ratios):.2f}, pooled {pooled:.2f})")
+        print(line, flush=True)
     return row
 
 
-def time_step(key: str, impl: str, step, budget_s: float) -> harness.Timing:
-    """The timing rules: `budget_s` of repetitions after warm-up calls; the slow ones (SLOW)
-    get half the budget and fewer repetitions."""
+def round_order(impls: list[str], r: int) -> list[str]:
+    """Round r's turns: row r of a Williams design (a balanced Latin square), so that in
+    len(impls) rounds each implementation takes each place once and none always follows the
+    same one (with an even count, each follows each other one once; an odd count needs the
+    mirrored rows, taken every other len(impls) rounds). Plain rotation would have each one
+    follow the same neighbour in all rounds but one."""
+    n = len(impls)
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]
+    row = [impls[(f + r) % n] for f in first]
+    return row[::-1] if n % 2 and (r // n) % 2 else row
+
+
+def time_rounds(key: str, kids: dict[str, harness.Child], budget_s: float, deadline: float,
+                notes: list[str]) -> dict[str, list[list[float]]]:
+    """Side by side: R rounds in which each child in turn (round_order) times its step for
+    budget / R seconds, after a quiet gap. Returns impl -> the step times of each round; one
+    that fails or does not answer by `deadline` is noted, reaped and left out."""
+    rounds = max(3, round(budget_s))
+    order = list(kids)
+    times: dict[str, list[list[float]]] = {impl: [] for impl in order}
+    for r in range(rounds):
+        for impl in round_order(order, r):
+            if impl not in times:
+                continue
+            time.sleep(QUIET_S)
+            said = kids[impl].ask({"seconds": budget_s / rounds, "first": r == 0},
+                                  deadline - time.monotonic())
+            if "times" in said:
+                times[impl].append(said["times"])
+            else:
+                notes.append(f"{key} {LABELS[impl]}: FAILED while timed: {said['failed']}")
+                kids[impl].close()
+                del times[impl]
+    return times
+
+
+def time_step(key: str, impl: str, step, seconds: float, first: bool) -> list[float]:
+    """The timing rules of one round: `seconds` of repetitions (at least 3), after warm-up calls
+    (fewer after the first round: they wake the threads and caches the idle wait cooled); the
+    slow ones (SLOW) get half the time, at least 1 repetition, and warm up in the first only."""
     slow = (key, impl) in SLOW
-    return harness.time_boxed(step, budget_s / 2 if slow else budget_s,
-                              min_reps=3 if slow else 10, warmup=1 if slow else 3)
+    warmup = (1 if slow else 3) if first else (0 if slow else 2)
+    return harness.time_boxed(step, seconds / 2 if slow else seconds,
+                              min_reps=1 if slow else 3, warmup=warmup)
 
 
-def impl_child(key: str, impl: str, npz: str, budget_s: float, tiny: bool, timed: bool) -> None:
-    """In a fresh process (`--child`): builds one implementation of one workload on the
-    workload's fixed-seed problem, saves `runner.result()` to `npz` for the parent to check,
-    then (if `timed`) times `runner.step`. Prints one JSON line: the timing, or why not."""
+def impl_child(key: str, impl: str, npz: str, tiny: bool, requests: Iterable[str],
+               reply: Callable[[dict], None]) -> None:
+    """In a process of its own (`--child`): builds one implementation of one workload on the
+    workload's fixed-seed problem, saves `runner.result()` to `npz` for the parent to check and
+    replies {"pid", "ready"} (or "skipped" or "failed", and ends). Then, for each request
+    ({"seconds", "first"}: one round), times `runner.step` and replies {"times": [...]}, until
+    "quit" or the end of `requests`; an error while timed is replied ({"failed"}) and ends it."""
     mod = WORKLOADS[key]
-    out: dict = {"pid": os.getpid()}
     try:
         runner = mod.make(impl, mod.problem(**(mod.TINY if tiny else {})))
         np.savez(npz, **runner.result())
     except Skip as e:
-        out["skipped"] = str(e)
+        reply({"pid": os.getpid(), "skipped": str(e)})
+        return
     except Exception as e:
-        out["failed"] = _short(e)
-    else:
+        reply({"pid": os.getpid(), "failed": _short(e)})
+        return
+    reply({"pid": os.getpid(), "ready": True})
+    for line in requests:
+        if line.strip() == "quit":
+            return
         try:
-            if timed:
-                t = time_step(key, impl, runner.step, budget_s)
-                out.update(median_s=t.median_s, reps=t.reps, spread=t.spread)
+            request = json.loads(line)
+            times = time_step(key, impl, runner.step, request["seconds"], request["first"])
         except Exception as e:
-            out["failed"] = _short(e)
-    print(json.dumps(out), flush=True)
+            reply({"failed": _short(e)})
+            return
+        reply({"times": times})
 
 
 def first_step_rows(key: str, notes: list[str]) -> list[Row]:
@@ -198,7 +254,9 @@ def targets(rows: dict[tuple[str, str], Row]) -> list[str]:
             return
         r = row.seconds[peer] / row.seconds["cpu"]
         verdict = "met" if r >= need else "MISSED"
-        out.append(f"- {what}: {r:.2f}x ({verdict})")
+        per_round = statistics.median(row.round_ratios(peer) or [r])
+        out.append(f"- {what}: {r:.2f}x ({verdict}; median of the per-round ratios "
+                   f"{per_round:.2f}x)")
 
     def limit(key, metric, seconds, what):
         row = rows.get((key, metric))
@@ -240,9 +298,15 @@ def report(rows: list[Row], notes: list[str], command: str, tiny: bool = False) 
         "or graph construction, compilation and one training step, imports not counted; cold "
         "= empty kernel/compile caches, warm = a second process on the caches the first filled.",
         "",
-        "Every implementation of every workload is built, checked and timed in its own fresh "
-        "process, one after another: none shares a process with another framework's threads "
-        "or libraries.",
+        "Every implementation of a workload runs in a process of its own (none shares a "
+        "process with another framework's threads or libraries), all of them alive at once: "
+        "each is built and its results checked, then those that agree are timed side by side, "
+        "in rounds (max(3, round(--budget)) of them): in each, every implementation in turn, in an "
+        "order that changes from round to round, times its step for its share of the budget "
+        f"after a {QUIET_S:g} s quiet gap, while the others wait idle: a slow spell of the "
+        "machine (seconds long) weighs on a round of several implementations, not on one "
+        "implementation's whole time. The table's times are medians of all repetitions of all "
+        "rounds; the notes list each round's ratio to symgraph cpu.",
         "",
         harness.render_table(rows),
         "",
@@ -262,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(WORKLOADS), help="e.g. w1,w3")
     parser.add_argument("--impls", default=",".join(IMPLS), help="e.g. cpu,reference,torch")
     parser.add_argument("--budget", type=float, default=6.0,
-                        help="seconds of timed repetitions per implementation and workload")
+                        help="seconds of timed repetitions per implementation and workload, "
+                        "in max(3, round(budget)) rounds")
     parser.add_argument("--no-first-step", action="store_true")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny problems, no first steps: does the harness work?")
@@ -271,13 +336,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=argparse.SUPPRESS)  # the child process of the first-step rows
     parser.add_argument("--child", nargs=3, metavar=("WORKLOAD", "IMPL", "NPZ"),
                         help=argparse.SUPPRESS)  # the child process of one table cell
-    parser.add_argument("--check-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.first_step:
         first_step_child(*args.first_step)
         return 0
     if args.child:
-        impl_child(*args.child, args.budget, args.tiny, timed=not args.check_only)
+        replies = os.fdopen(os.dup(1), "w")  # stdout is the replies' alone: what the
+        os.dup2(2, 1)  # frameworks print (from Python or C) goes to stderr
+        impl_child(*args.child, args.tiny, sys.stdin,
+                   lambda said: print(json.dumps(said), file=replies, flush=True))
         return 0
 
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """The benchmark harness cannot rot: each workload's correctness check runs at a tiny size on
 the symgraph reference and cpu devices and NumPy by hand (no peers), and the parent process
-runs each implementation in a child process of its own and drops a wrong one from the table."""
+runs each implementation in a persistent child process of its own, times them in rounds, and
+drops a wrong one, a failing one and a silent one from the table."""
 
 import json
 import os
@@ -20,37 +21,47 @@ OURS = ("cpu", "reference", "numpy")
 
 
 @pytest.mark.parametrize("key", sorted(run.WORKLOADS))
-def test_workload_check_passes_at_a_tiny_size(key, tmp_path, capsys):
-    """What each child does (build, save the results, time), here in-process, and the
-    parent's check of what they saved."""
+def test_workload_check_passes_at_a_tiny_size(key, tmp_path):
+    """What each child does (build, save the results, time three rounds), here in-process, and
+    the parent's check of what they saved."""
     mod = run.WORKLOADS[key]
     said = {}
     for impl in OURS:
         npz = tmp_path / f"{impl}.npz"
-        run.impl_child(key, impl, str(npz), budget_s=0.0, tiny=True, timed=True)
-        said[impl] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        replies: list[dict] = []
+        requests = [json.dumps({"seconds": 0.0, "first": r == 0}) for r in range(3)]
+        run.impl_child(key, impl, str(npz), True, [*requests, "quit"], replies.append)
+        assert replies[0].get("ready") and len(replies) == 4, replies
+        timing = run.harness.pooled([r["times"] for r in replies[1:]])
+        assert timing.median_s > 0 and timing.reps >= 3 and timing.rounds == 3, timing
         with np.load(npz) as saved:
-            said[impl]["results"] = {k: saved[k] for k in saved.files}
-        assert said[impl]["median_s"] > 0 and said[impl]["reps"] >= 3, said[impl]
+            said[impl] = {"results": {k: saved[k] for k in saved.files}}
     notes: list[str] = []
     assert run.check(mod, said, notes) == list(OURS), "\n".join(notes)
 
 
-def test_each_implementation_runs_in_its_own_process(tmp_path):
-    """`--tiny` end to end, from a parent that records what its children said: one process
-    per implementation, none of them the parent, which never imports a peer framework (the
-    peers themselves are left out: importing torch and jax in children costs seconds)."""
+def test_implementations_are_timed_in_rounds_in_their_own_processes(tmp_path):
+    """`--tiny` end to end, from a parent that records what its children said: one process per
+    implementation, none of them the parent, which never imports a peer framework (the peers
+    themselves are left out: importing torch and jax in children costs seconds); the times
+    are pooled over three rounds, and a child that raises while timed (the reference's, sent
+    a request without its seconds) is reported and left out, the others timed on."""
     out = tmp_path / "results.md"
     script = f"""
 import json, os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from benchmarks import harness, run
-pids, real = {{}}, harness.impl_subprocess
-def spy(workload, impl, *args, **kwargs):
-    said = real(workload, impl, *args, **kwargs)
-    pids[impl] = said.get("pid")
+run.QUIET_S = 0.01
+pids, built, ask = {{}}, harness.Child.built, harness.Child.ask
+def spy(self, timeout_s):
+    said = built(self, timeout_s)
+    pids[self.impl] = said.get("pid")
     return said
-harness.impl_subprocess = spy
+def broken(self, request, timeout_s):
+    if self.impl == "reference" and request:
+        request = {{"first": request["first"]}}
+    return ask(self, request, timeout_s)
+harness.Child.built, harness.Child.ask = spy, broken
 rc = run.main(["--tiny", "--only", "w4", "--impls", "cpu,reference,numpy",
                "--budget", "0.05", "--out", {str(out)!r}])
 peers = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "jax", "jaxlib"))
@@ -63,31 +74,81 @@ print(json.dumps({{"rc": rc, "pids": pids, "parent": os.getpid(), "peers": peers
     assert got["rc"] == 0 and got["peers"] == [], got
     pids = [got["pids"][impl] for impl in OURS]
     assert None not in pids and len(set(pids)) == 3 and got["parent"] not in pids, got
+    assert proc.stdout.count("reps in 3 rounds") == 2, proc.stdout
     text = out.read_text()
-    assert "own fresh process" in text and "| W4 MLP forward" in text, text
+    assert "process of its own" in text and "| W4 MLP forward" in text, text
+    assert "w4 symgraph reference: FAILED while timed: KeyError: 'seconds'" in text, text
+    ratios = next(line for line in text.splitlines() if "per-round ratios vs NumPy" in line)
+    assert len(ratios.split(":")[-1].split("(")[0].split()) == 3, ratios
 
 
-def test_a_crashing_child_becomes_a_failure(tmp_path):
-    said = run.harness.impl_subprocess("w9", "cpu", tmp_path / "x.npz", ["--tiny"])
+@pytest.mark.parametrize("n", [2, 3, 5, 6])
+def test_turns_are_balanced(n):
+    """In n rounds each implementation takes each place once, and none always follows the
+    same one (which plain rotation would give); with an even n each follows each other once."""
+    impls = [f"i{k}" for k in range(n)]
+    rows = [run.round_order(impls, r) for r in range(2 * n)]
+    for place in range(n):
+        assert sorted(row[place] for row in rows[:n]) == impls
+    pairs = [(a, b) for row in rows for a, b in zip(row, row[1:])]
+    for impl in impls if n > 2 else []:  # of two, each can only follow the other
+        assert len({a for a, b in pairs if b == impl}) > 1, (impl, rows)
+    if n % 2 == 0:
+        within = [(a, b) for row in rows[:n] for a, b in zip(row, row[1:])]
+        assert len(set(within)) == len(within) == n * (n - 1), rows
+
+
+def test_a_crashing_or_silent_child_becomes_a_failure(tmp_path):
+    crashing = run.harness.Child("w9", "cpu", tmp_path / "x.npz", ["--tiny"])
+    said = crashing.built(60)
     assert "results" not in said and "KeyError" in said["failed"], said
+    silent = run.harness.Child("w4", "numpy", tmp_path / "y.npz", ["--tiny"])
+    assert "results" in silent.built(60)
+    said = silent.ask(None, 0.2)  # asked nothing, it says nothing
+    assert said == {"failed": "no answer within 0.2 s (killed)"}, said
+    assert silent.proc.returncode is not None
+    for child in (crashing, silent):
+        child.close()
 
 
 def test_a_wrong_result_is_reported_and_left_out_of_the_table(monkeypatch):
     mod = run.WORKLOADS["w4"]
     logits = np.ones((2, 3), np.float32)
-    said = {impl: {"pid": i, "median_s": 0.001 * (i + 1), "reps": 10, "spread": 0.0,
-                   "results": {"logits": logits}} for i, impl in enumerate(OURS)}
+    said = {impl: {"pid": i, "ready": True, "results": {"logits": logits}}
+            for i, impl in enumerate(OURS)}
     said["numpy"]["results"] = {"logits": logits * 1.01}
     said["jax"] = {"pid": 9, "failed": "RuntimeError: no compiler"}
-    said["torch"] = {"pid": 8, "skipped": "torch is not installed"}
-    monkeypatch.setattr(run, "run_children", lambda *args, **kwargs: said)
+
+    class FakeChild:
+        def __init__(self, workload, impl, npz, flags):
+            self.impl = impl
+
+        def built(self, timeout_s):
+            return said[self.impl]
+
+        def ask(self, request, timeout_s):
+            assert self.impl in ("cpu", "reference"), self.impl
+            return {"times": [0.001 * (OURS.index(self.impl) + 1)] * 3}
+
+        def quit(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(run.harness, "Child", FakeChild)
+    monkeypatch.setattr(run.harness, "peer_missing",
+                        lambda impl: "torch is not installed" if "torch" in impl else None)
+    monkeypatch.setattr(run, "QUIET_S", 0.0)
     notes: list[str] = []
     row = run.bench_workload(mod, run.IMPLS, 1.0, notes, tiny=True)
     assert row.seconds == {"cpu": 0.001, "reference": 0.002}
+    assert row.round_ratios("reference") == [2.0, 2.0, 2.0]
     text = "\n".join(notes)
     assert "w4 NumPy by hand: WRONG RESULT, not timed" in text
     assert "w4 JAX jit: FAILED to run: RuntimeError: no compiler" in text
     assert "w4 PyTorch eager: skipped, torch is not installed" in text
+    assert "w4: per-round ratios vs symgraph reference: 2.00 2.00 2.00" in text
 
 
 def test_check_catches_a_wrong_result():
