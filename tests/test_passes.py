@@ -425,6 +425,57 @@ def test_simplify_never_bypasses_a_node_with_control_inputs(graph):
     assert reference[-1][-1] == 4.0  # one assign_add per run, on both devices
 
 
+
+def relu_pool_gradients(padding, ksize, strides, also_h=False):
+    """conv - ReLU - max pool's backward, without the conv: the gradients of x and of the bias."""
+    x = sg.placeholder(sg.float64, [None, 5, 5, 2], name="x")
+    b = sg.Variable(np.array([0.25, -0.5]), name="b")
+    h = sg.nn.relu(x + b)
+    y = sg.nn.max_pool(h, [1, *ksize, 1], [1, *strides, 1], padding)
+    loss = sg.reduce_sum(0.5 * y * y + y)
+    return x, sg.gradients(loss, [x, b, h] if also_h else [x, b])
+
+
+def relu_pool_feeds(x):
+    """Windows with a positive maximum, with only zeros and negatives, ties at 0, and a NaN."""
+    z = RNG.normal(size=(3, 5, 5, 2))
+    z[0, :2, :2, 0] = -1.0  # a window that the ReLU zeroes
+    z[1, :, :, 1] = 0.5  # ties: x + b = 0 exactly
+    nan = z.copy()
+    nan[2, 3, 1, 0] = np.nan
+    return [{x: z}, {x: nan}]
+
+
+@pytest.mark.parametrize("padding,ksize,strides", [("VALID", (2, 2), (2, 2)),
+                                                   ("SAME", (3, 3), (2, 2)),
+                                                   ("SAME", (2, 2), (1, 1))])
+def test_simplify_masks_a_relus_gradient_after_its_max_pool(padding, ksize, strides):
+    """where(z > 0, max_pool_grad(relu(z), g), 0) becomes max_pool_grad(relu(z), where(max_pool
+    > 0, g, 0)), and the bias gradient sums the pooled gradient: no full-size where or sum."""
+    x, grads = relu_pool_gradients(padding, ksize, strides)
+    program = pipeline.optimize(program_of(grads, [x]))
+    grad_x, bias_sum = output(program), output(program, 1)
+    assert grad_x.opdef.name == "max_pool2d_grad", ops(program)
+    masked = grad_x.inputs[1].node
+    assert masked.opdef.name == "where" and masked.inputs[0].node.inputs[0].node.opdef.name \
+        == "max_pool2d"
+    assert bias_sum.opdef.name == "reduce_sum" and bias_sum.inputs[0].node is masked
+    assert live_ops(program).count("max_pool2d_grad") == 1
+    assert live_ops(program).count("max_pool2d") == 1  # the forward's, shared (CSE)
+    for feed in relu_pool_feeds(x):
+        reference, cpu = run_both(grads, feed)
+        assert_same(reference, cpu)
+
+
+def test_simplify_keeps_a_relus_full_size_gradient_that_is_fetched():
+    x, grads = relu_pool_gradients("VALID", (2, 2), (2, 2), also_h=True)
+    program = pipeline.optimize(program_of(grads, [x]))
+    assert output(program).opdef.name == "where"  # masks the fetched max_pool2d_grad
+    assert output(program).inputs[1].node is output(program, 2)
+    assert live_ops(program).count("max_pool2d_grad") == 1  # not computed twice
+    reference, cpu = run_both(grads, relu_pool_feeds(x)[0])
+    assert_same(reference, cpu)
+
 # ---- dead-code elimination ----------------------------------------------------------------------
 
 
