@@ -241,9 +241,10 @@ def _relu_pool(node: Node, inputs: list[Tensor], readers: dict[int, set[int]]) -
         attrs = dict(grads.node.attrs)
         pooled = make_node(nn_ops.MAX_POOL, [h], attrs, grads.node)
         passes = make_node(ew.GREATER, [pooled, zero], {}, cond.node)
-        none = make_node(shape_ops.FILL_LIKE, [g], {"value": g.dtype.np.type(0).item(),
-                                                     "dtype": g.dtype}, node)
-        masked = make_node(ew.WHERE, [passes, g, none], {}, node)
+        # a 0-d zero, not fill_like(g): the comparison, the mask and the bias sum then share
+        # one loop (a fill_like of g would start a loop of its own, which the comparison's,
+        # reading other data, may not join)
+        masked = make_node(ew.WHERE, [passes, g, make_constant(0, node)], {}, node)
         return make_node(nn_ops.MAX_POOL_GRAD, [h, masked], attrs, grads.node)
     if node.opdef is REDUCE_SUM:
         x = inputs[0]
