@@ -326,6 +326,14 @@ class Row:
             return []
         return [t / o for t, o in zip(theirs, ours)]
 
+    def ratio(self, impl: str) -> float:
+        """How many times faster symgraph cpu is than `impl` (impl's time / cpu's): the median
+        of the per-round ratios, a paired comparison that a drift of the machine's speed
+        between rounds leaves alone; the pooled medians' ratio where there are no rounds
+        (first steps)."""
+        ratios = self.round_ratios(impl)
+        return statistics.median(ratios) if ratios else self.seconds[impl] / self.seconds["cpu"]
+
 
 def _fmt(seconds: float, unit: str) -> str:
     value = seconds * 1e3 if unit == "ms" else seconds
@@ -334,7 +342,7 @@ def _fmt(seconds: float, unit: str) -> str:
 
 def render_table(rows: list[Row], impls: tuple[str, ...] = IMPLS) -> str:
     """Markdown: one column per implementation; each baseline's cell shows its time and, in
-    parentheses, how many times faster symgraph cpu is (baseline / symgraph; < 1: slower)."""
+    parentheses, how many times faster symgraph cpu is (Row.ratio; < 1: slower)."""
     head = "| workload | metric | " + " | ".join(LABELS[i] for i in impls) + " |"
     lines = [head, "|" + "---|" * (len(impls) + 2)]
     for row in rows:
@@ -349,7 +357,7 @@ def render_table(rows: list[Row], impls: tuple[str, ...] = IMPLS) -> str:
             if impl == "cpu" and row.per_second:
                 text += f" ({1 / t:.0f}/s)"
             elif impl != "cpu" and ours:
-                text += f" ({t / ours:.2f}x)"
+                text += f" ({row.ratio(impl):.2f}x)"
             cells.append(text)
         lines.append(f"| {row.workload} | {row.metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -157,3 +157,15 @@ def test_check_catches_a_wrong_result():
                "cpu": {"f": 1.0, "df/dx": [1.0, 2.01]}}
     failures = run.harness.check_all(results, mod.TOLERANCES)
     assert list(failures) == ["cpu"] and "df/dx" in failures["cpu"]
+
+
+def test_the_ratio_is_paired_round_by_round():
+    """A drift of the machine's speed between rounds moves the pooled medians' ratio but not the
+    median of the per-round ratios, which the table and the targets show."""
+    row = run.harness.Row("W9 test", "ms per step", {"cpu": 0.003, "torch": 0.0025},
+                          round_medians={"cpu": [0.001, 0.001, 0.003, 0.003, 0.003],
+                                         "torch": [0.0012, 0.0012, 0.0036, 0.0036, 0.0025]})
+    assert row.ratio("torch") == pytest.approx(1.2)
+    assert "2.5 ms (1.20x)" in run.harness.render_table([row], ("cpu", "torch"))
+    first = run.harness.Row("W9 test", "first step, cold", {"cpu": 2.0, "torch": 1.0}, unit="s")
+    assert first.ratio("torch") == 0.5
