@@ -13,7 +13,7 @@ from compiler.memory import MemoryReport, check_fits, plan_memory
 from compiler.pipeline import TARGETS, compile_plan
 from compiler.plan import Plan
 from runtime import executor, host_memory
-from runtime.fetches import flatten
+from runtime.fetches import flatten, hand_over
 from runtime.variables import VariableStore
 from symgraph import debugging, session_context
 from symgraph import dtypes as _dt
@@ -134,15 +134,11 @@ class Session:
                     e.node = program.user_node(e.node)
                 raise
             # read-only values may be (views of) variables' buffers, which the next run may
-            # update in place: copied before another run can start
-            by_fetch = {n.id: values.get(out.id) for n, out in zip(nodes, program.outputs)}
-            results = []
-            for node, is_op in targets:
-                value = by_fetch[node.id]
-                if is_op or value is None:
-                    results.append(None)
-                else:
-                    results.append(value if value.flags.writeable else value.copy())
+            # update in place: copied before another run can start, unless only this run holds
+            # them (hand_over)
+            by_fetch = {n.id: out.id for n, out in zip(nodes, program.outputs)}
+            results = hand_over(values, [None if is_op else by_fetch[node.id]
+                                         for node, is_op in targets])
         return rebuild(results)
 
     def plan_for(self, fetches: Any, feed_dict: dict | None = None) -> Plan:

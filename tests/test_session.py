@@ -172,6 +172,80 @@ def test_fetching_a_fed_value_gives_a_copy():
     np.testing.assert_array_equal(fed, [1.0, 2.0])
 
 
+def _read_only(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+def test_a_value_only_the_run_holds_is_handed_over_without_a_copy():
+    """runtime.fetches.hand_over: a run's new array is returned itself (made writable); one that
+    anything else holds, or whose memory anything else holds, is copied."""
+    from runtime.fetches import hand_over
+
+    alone, held, viewed, twice = (_read_only(np.arange(4.0)) for _ in range(4))
+    root = _read_only(np.arange(6.0))
+    view_alone = root.reshape(2, 3)  # a view whose base nothing else holds
+    shared_root = _read_only(np.arange(6.0))
+    view_shared = shared_root.reshape(3, 2)
+    others = [held, viewed[1:]]  # someone else's reference, and a view of another
+    values = {1: alone, 2: held, 3: viewed, 4: twice, 5: view_alone, 6: view_shared}
+    ids = [1, 2, 3, 4, 4, 5, 6, None, 7]
+    expected = [v.copy() for v in (alone, held, viewed, twice, twice, view_alone, view_shared)]
+    before = id(alone), id(view_alone)
+    del alone, view_alone, root  # now only `values` holds these
+    got = hand_over(values, ids)
+    assert got[7] is None and got[8] is None
+    for out, want in zip(got, expected):
+        np.testing.assert_array_equal(out, want)
+        assert out.flags.writeable
+    assert (id(got[0]), id(got[5])) == before  # the arrays themselves (alive while copied)
+    assert got[1] is not held and not np.shares_memory(got[1], held)
+    assert not np.shares_memory(got[2], others[1])
+    assert got[3] is not got[4] and not np.shares_memory(got[3], got[4])
+    assert not np.shares_memory(got[6], shared_root)
+    assert not held.flags.writeable and not shared_root.flags.writeable
+
+
+def test_kernel_results_that_share_memory_are_copied():
+    """Two arrays a Numba function returns over one allocation: neither is handed over, so
+    writing one never changes the other (Numba's own count of the allocation says so)."""
+    from numba import njit
+
+    from runtime.fetches import hand_over
+
+    @njit
+    def two_views(n):
+        a = np.arange(n) * 1.0
+        return a, a[::2]
+
+    values = dict(zip((1, 2), two_views(6)))  # held by `values` alone
+    for value in values.values():
+        value.setflags(write=False)
+    del value
+    got = hand_over(values, [1, 2])
+    got[0][...] = -1.0
+    np.testing.assert_array_equal(got[1], [0.0, 2.0, 4.0])
+
+
+def test_fetched_kernel_results_are_the_callers_own():
+    """A fused kernel's result comes back without a copy, writable; fetched twice, it comes
+    back as two arrays; later runs change neither."""
+    x = sg.placeholder(sg.float32, [None])
+    y = sg.tanh(x) * 2.0 + 1.0
+    feed = {x: np.linspace(-1, 1, 8, dtype=np.float32)}
+    with sg.Session(device="cpu") as sess:
+        out = sess.run(y, feed)
+        assert out.flags.writeable
+        assert out.base is not None and out.base.__class__.__name__ == "_MemInfo"  # no copy
+        first, second = sess.run([y, y], feed)
+        kept = first.copy()
+        first[...] = 0.0
+        np.testing.assert_array_equal(second, kept)
+        sess.run(y, {x: np.zeros(8, np.float32)})
+        np.testing.assert_array_equal(second, kept)
+
+
 def test_reads_in_a_run_see_the_value_from_before_its_writes():
     v = sg.Variable(10)
     with sg.Session() as sess:
