@@ -33,7 +33,8 @@ from symgraph.files import write_atomically
 _memo: dict[str, Any] = {}
 # the modules a generated kernel imports (`from compiler.<module> import ...` in its text): a
 # change to one invalidates every cached kernel (read as files: no import, no numba)
-KERNEL_IMPORTS = ("codegen_cpu_scalars", "codegen_cuda_scalars", "codegen_cuda_random")
+KERNEL_IMPORTS = ("codegen_cpu_scalars", "codegen_cpu_tiles", "codegen_cuda_scalars",
+                  "codegen_cuda_random")
 _lock = threading.Lock()
 STALE_DAYS = 14  # a tag directory unwritten this long belongs to no running version: deleted
 _pruned: set[Path] = set()  # roots already pruned by this process

@@ -1,23 +1,31 @@
 """CPU kernels for convolution and pooling (NHWC values, HWIO filters), forward and backward.
 
 Each conv2d / pooling node of a cpu plan becomes one Kernel step (the shape the executor runs;
-see codegen_cpu.Kernel). Convolutions are im2col + GEMM: the Numba loop in
-codegen_cpu_nn_kernels lays the input's patches out as rows, NumPy's matmul (BLAS) multiplies
-them by the filters, and col2im sums the patch gradients back for the input gradient; a 1x1
-filter at stride 1 needs neither. Even with one input channel (W3's first layer, K = 9) this
-beat a direct loop (1.7 ms against 2.5 ms for 64x28x28x1 -> 32, one core). Pooling is a direct
-loop. The GEMM is NumPy's (numba's np.dot would need SciPy, which symgraph does not require).
+see codegen_cpu.Kernel). Two ways to convolve:
+- Register tiles (codegen_cpu_tiles), for float32 with 8 or more input channels, outputs in
+  whole vectors and no dilation: the forward and the filter gradient read the padded input
+  directly, and the input gradient at stride 1 is the forward of the padded gradient with the
+  filters turned. On W3's second layer each of the three took ~2.2 ms on two threads, against
+  2.6-4.0 ms for im2col + OpenBLAS, and W3's step went from ~17 to ~15 ms.
+- im2col + GEMM for the rest: the Numba loop in codegen_cpu_nn_kernels lays the input's patches
+  out as rows, NumPy's matmul (BLAS) multiplies them by the filters, and col2im sums the patch
+  gradients back for the input gradient; a 1x1 filter at stride 1 needs neither. Even with one
+  input channel (W3's first layer, K = 9) this beat a direct loop (1.7 ms against 2.5 ms for
+  64x28x28x1 -> 32, one core). The GEMM is NumPy's (numba's np.dot would need SciPy, which
+  symgraph does not require).
+Pooling is a direct loop.
 
 Threads: one budget, the cores this process may use. BLAS runs its own threads (set by
-OPENBLAS_NUM_THREADS). The loops here run on Numba's threads (`prange` over images or output
-rows) only for work big enough to pay (PARALLEL_MIN): they are memory-bound, and at W3's sizes
-(0.5-4M elements) two threads saved 0.1-0.3 ms a loop, under 1 ms of a ~40 ms step, while
+OPENBLAS_NUM_THREADS); the tiles run in parts on Python threads (run_in_parts; their loops
+release the GIL), OpenBLAS's workers told to stop spinning soon after each call
+(quiet_blas_workers), as they otherwise take a core from the tiles. The memory-bound loops
+here run on Numba's threads (`prange` over images or output rows) only for work big enough to
+pay (PARALLEL_MIN): at W3's sizes (0.5-4M elements) two threads saved 0.1-0.3 ms a loop, while
 compiling the parallel loops cost ~1 s of the cold first step. A plan's steps run one after
 another, so a parallel loop and a BLAS call never run at the same time and each may use the
-whole budget (compiler.codegen_cpu_threads sets the budget up). Splitting W3's GEMMs over two Python
-threads with one-threaded BLAS made them 2x slower on the busy 2-core machine: not done.
+whole budget (compiler.codegen_cpu_threads sets the budget up). Splitting W3's GEMMs over two
+Python threads with one-threaded BLAS made them slower: not done.
 """
-
 from __future__ import annotations
 
 import functools
@@ -30,9 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from compiler import cache
+from compiler import cache, codegen_cpu_tiles
 from compiler.codegen_cpu import Kernel
-from compiler.codegen_cpu_threads import use_thread_budget
+from compiler.codegen_cpu_threads import (
+    quiet_blas_workers,
+    run_in_parts,
+    thread_budget,
+    use_thread_budget,
+)
 from symgraph.graph import Node
 from symgraph.ops.nn import window
 
@@ -47,6 +60,9 @@ SHALLOW = 8  # input channels under which im2col writes its columns transposed (
 # -> 64) pieces of ~3.5 MB took the forward from 3.45-3.5 to 3.15-3.2 ms and the input
 # gradient from 3.0 to 2.9; pieces of 1.8 MB or 7 MB gained less.
 PIECE_BYTES = 4 << 20
+# Multiply-adds from which a register-tiled convolution runs on the thread budget: ~1 ms of one
+# core's work, far above the cost of starting the threads.
+TILE_PARALLEL_MIN = 1 << 24
 
 
 @functools.cache  # once per process: not a file read and hash per call
@@ -65,6 +81,17 @@ def loops(size: int) -> ModuleType:
     if size >= PARALLEL_MIN and use_thread_budget():
         return _load(True)
     return _load(False)
+
+
+def in_parts(fn: Callable[[int, int], Any], total: int, products: int) -> None:
+    """fn(first, last) over [0, total): on the thread budget (run_in_parts) for `products`
+    multiply-adds from TILE_PARALLEL_MIN (compute-bound work: two threads take half the
+    time), else at once on this thread."""
+    if products >= TILE_PARALLEL_MIN and thread_budget() > 1:
+        quiet_blas_workers()
+        run_in_parts(fn, total)
+    else:
+        fn(0, total)
 
 
 # ---- geometry --------------------------------------------------------------------------------
@@ -157,6 +184,24 @@ class _Conv:
         return window(x_shape[1], x_shape[2], w_shape[0], w_shape[1], self.strides,
                        self.dilations, self.padding)
 
+    def tiled(self, c: int, o: int, w_shape: tuple) -> bool:
+        """Whether codegen_cpu_tiles' register tiles compute a convolution of c input channels
+        into o outputs: float32, no dilation, o in whole vectors, c deep enough for a tile's
+        sums (SHALLOW; W3's first layer, one channel, stays im2col + GEMM), and a window
+        wider than one pixel (a 1x1 filter at stride 1 is one GEMM on the input as it is)."""
+        return (self.dtype == np.float32 and self.dilations == (1, 1) and c >= SHALLOW
+                and o % codegen_cpu_tiles.NARROW == 0 and not self.pointwise(w_shape))
+
+    def padded_shape(self, w_shape: tuple, geometry: tuple) -> tuple[int, int]:
+        """(rows, columns) of the padded input the tiles read: what the windows cover."""
+        oh, ow = geometry[:2]
+        return (oh - 1) * self.strides[0] + w_shape[0], (ow - 1) * self.strides[1] + w_shape[1]
+
+    def padded(self, x: np.ndarray, w_shape: tuple, geometry: tuple) -> np.ndarray:
+        """x padded for the tiles (conv_tiles, conv_filter_grad_tiles), flat, with their slack."""
+        hp, wp = self.padded_shape(w_shape, geometry)
+        return _pad(x, geometry[2], geometry[3], hp, wp, self.strides[1] * x.shape[3])
+
     def pointwise(self, w_shape: tuple) -> bool:
         """A 1x1 filter at stride 1: the patches are the input itself (no copy)."""
         return w_shape[0] == w_shape[1] == 1 and self.strides == (1, 1)
@@ -217,6 +262,20 @@ class _Conv:
         return dx
 
 
+def _pad(x: np.ndarray, top: int, left: int, hp: int, wp: int, row: int) -> np.ndarray:
+    """x (NHWC) placed at (top, left) in zeros of hp x wp pixels, as a flat buffer followed by
+    the values a tile may read past its last row (SLACK rows of `row` values, plus SLACK)."""
+    n, h, w, c = x.shape
+    _need(top >= 0 and left >= 0, "negative padding")
+    size = n * hp * wp * c
+    flat = np.zeros(size + codegen_cpu_tiles.SLACK * (row + 1), x.dtype)
+    grid = flat[:size].reshape(n, hp, wp, c)
+    r1, s1 = min(top + h, hp), min(left + w, wp)
+    if top < r1 and left < s1:
+        grid[:, top:r1, left:s1] = x[:, :r1 - top, :s1 - left]
+    return flat
+
+
 def _pieces(n: int, image_bytes: int) -> list[tuple[int, int]]:
     """[first, last) ranges of whole images, each about PIECE_BYTES of patch columns."""
     step = max(1, PIECE_BYTES // max(image_bytes, 1))
@@ -232,6 +291,16 @@ def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         geometry = conv.geometry(x.shape, w.shape)
         o = w.shape[3]
         y = np.empty((x.shape[0], geometry[0], geometry[1], o), dtype)
+        if conv.tiled(x.shape[3], o, w.shape):
+            xp = conv.padded(x, w.shape, geometry)
+            hp, wp = conv.padded_shape(w.shape, geometry)
+            tiles = _load(False).conv_tiles
+            in_parts(lambda first, last: tiles(xp, hp, wp, x.shape[3], w, *conv.strides, y,
+                                               first, last),
+                     y.shape[0] * y.shape[1], y.size * w.shape[0] * w.shape[1] * x.shape[3])
+            if conv.patches is not None:  # the filter gradient reads the same padded input
+                conv.patches.put(source, xp)
+            return (y,)
         filters, products = w.reshape(-1, o), y.reshape(-1, o)
         cols = conv.im2col(x, w.shape, geometry,
                            lambda rows, piece: np.matmul(piece, filters, out=products[rows]))
@@ -252,6 +321,22 @@ def _conv2d_input_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         geometry = conv.geometry(like.shape, w.shape)
         o = w.shape[3]
         _need(g.shape == (like.shape[0], geometry[0], geometry[1], o), "gradient shape")
+        n, h, width, c = like.shape
+        if conv.strides == (1, 1) and conv.tiled(o, c, w.shape):
+            # dx is the forward convolution (conv_tiles) of g, padded by the filter's size less
+            # the forward's padding, with the filters turned 180 degrees and in and out swapped:
+            # dx[n, r, s, k] = sum over (a, b, q) of gp[n, r + a, s + b, q] w[kh-1-a, kw-1-b, k, q]
+            kh, kw = w.shape[:2]
+            top, left = geometry[2:]
+            hp, wp = h + kh - 1, width + kw - 1
+            gp = _pad(g, kh - 1 - top, kw - 1 - left, hp, wp, o)
+            turned = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+            turned.setflags(write=False)  # as the forward's filters: one compiled version
+            dx = np.empty(like.shape, dtype)
+            tiles = _load(False).conv_tiles
+            in_parts(lambda first, last: tiles(gp, hp, wp, o, turned, 1, 1, dx, first, last),
+                     n * h, dx.size * kh * kw * o)
+            return (dx,)
         grads, filters = g.reshape(-1, o), w.reshape(-1, o).T
 
         def dcols(rows: slice, out: np.ndarray | None) -> np.ndarray:
@@ -271,6 +356,23 @@ def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         geometry = conv.geometry(x.shape, like.shape)
         o = like.shape[3]
         _need(g.shape == (x.shape[0], geometry[0], geometry[1], o), "gradient shape")
+        if conv.tiled(x.shape[3], o, like.shape):
+            hp, wp = conv.padded_shape(like.shape, geometry)
+            xp = None
+            if conv.patches is not None:  # the forward's padded input, if it is this one
+                xp = conv.patches.take(source, (x.shape[0] * hp * wp * x.shape[3]
+                                                + codegen_cpu_tiles.SLACK
+                                                * (conv.strides[1] * x.shape[3] + 1),))
+            if xp is None:
+                xp = conv.padded(x, like.shape, geometry)
+            if x.shape[0] == 0:
+                return (np.zeros(like.shape, dtype),)
+            dw = np.empty(like.shape, dtype)
+            tiles, c = _load(False).conv_filter_grad_tiles, x.shape[3]
+            taps = like.shape[0] * like.shape[1]
+            in_parts(lambda first, last: tiles(xp, hp, wp, c, g, *conv.strides, dw, first, last),
+                     taps * -(-c // codegen_cpu_tiles.ROWS), g.size * taps * c)
+            return (dw,)
         cols = None
         if conv.patches is not None:
             kh, kw, c = like.shape[:3]
@@ -457,7 +559,22 @@ def temporaries(kernel: Any, shapes: Callable[[int], tuple | None]) -> Temporari
         oh, ow = conv.geometry(x, w)[:2]
     except ValueError:  # shapes the kernel refuses: its nodes run by their reference functions
         return Temporaries()
-    cols = x[0] * oh * ow * w[0] * w[1] * w[2] * conv.dtype.itemsize
+    item = conv.dtype.itemsize
+    if node.opdef.name == "conv2d_input_grad" and conv.strides == (1, 1) and \
+            conv.tiled(w[3], w[2], w):  # the padded gradient and the turned filters
+        return Temporaries(during=(x[0] * (x[1] + w[0] - 1) * (x[2] + w[1] - 1) * w[3]
+                                   + codegen_cpu_tiles.SLACK * (w[3] + 1)
+                                   + w[0] * w[1] * w[2] * w[3]) * item)
+    if node.opdef.name != "conv2d_input_grad" and conv.tiled(w[2], w[3], w):
+        hp, wp = conv.padded_shape(w, (oh, ow))  # the padded input, flat with its slack
+        padded = (x[0] * hp * wp * x[3]
+                  + codegen_cpu_tiles.SLACK * (conv.strides[1] * x[3] + 1)) * item
+        if conv.patches is None:
+            return Temporaries(during=padded)
+        if node.opdef.name == "conv2d":
+            return Temporaries(kept=padded, slot=conv.patches)
+        return Temporaries(slot=conv.patches, takes=True)
+    cols = x[0] * oh * ow * w[0] * w[1] * w[2] * item
     if node.opdef.name == "conv2d_input_grad":  # a piece's patch gradients at a time
         image = cols // max(x[0], 1)
         return Temporaries(during=min(cols, image * max(1, PIECE_BYTES // max(image, 1))))

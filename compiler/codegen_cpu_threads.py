@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 _lock = threading.Lock()
 _threads: int | None = None  # the budget, found on first use
+_helpers: ThreadPoolExecutor | None = None  # Python threads for run_in_parts, made on first use
 
 
 def thread_budget() -> int:
@@ -55,3 +58,79 @@ def use_thread_budget() -> bool:
 
     numba.set_num_threads(_threads)  # per calling thread: a session's thread may be new
     return True
+
+
+# OpenBLAS's workers spin after each call for 2^28 cycles (~80 ms) before they sleep; a parallel
+# loop that starts in that time shares the cores with a spinning thread. On W3 the register-tiled
+# convolutions right after a GEMM took 4.7 ms instead of 2.7 (README, Benchmarks). 2^20 cycles
+# (~0.3 ms) still keeps the workers awake between the back-to-back GEMMs of one layer.
+BLAS_SPIN_EXPONENT = 20
+_blas_quieted = False
+
+
+def quiet_blas_workers() -> bool:
+    """Shortens OpenBLAS's spin after each call to 2^BLAS_SPIN_EXPONENT cycles, once per
+    process, before the first parallel loop that competes with it; says whether it did. Its
+    pool reads the setting when it starts, so the workers are stopped (between two BLAS calls:
+    the caller holds no BLAS call in flight) and start again with it on the next call. A user's
+    own OPENBLAS_THREAD_TIMEOUT stands; other BLAS libraries are left alone."""
+    global _blas_quieted
+    with _lock:
+        if _blas_quieted or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+            return False
+        _blas_quieted = True
+        library = _openblas()
+        if library is None:
+            return False
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(BLAS_SPIN_EXPONENT)
+        library.openblas_read_env()
+        library.blas_thread_shutdown_()
+        return True
+
+
+def _openblas():
+    """The OpenBLAS this process loaded (NumPy's), by ctypes, or None (another BLAS, not Linux,
+    or a build without the functions used here)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            library = ctypes.CDLL(path)
+            library.openblas_read_env.restype = None
+            library.blas_thread_shutdown_.restype = ctypes.c_int
+            return library
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def run_in_parts(fn: Callable[[int, int], object], total: int) -> None:
+    """fn(first, last) over [0, total) in thread_budget() contiguous parts at once: one on the
+    calling thread, the others on a pool of Python threads that wait (not spin) between calls.
+    fn must release the GIL (a nogil Numba loop) and write apart from the other parts. Work
+    split this way costs no parallel (`prange`) compile: the register-tiled convolutions are
+    the serial loops, called once per part (W3's cold first step: 4.6 s, against 5.7 s with
+    their `prange` versions)."""
+    global _helpers
+    parts = min(thread_budget(), total)
+    if parts < 2:
+        fn(0, total)
+        return
+    with _lock:
+        if _helpers is None:
+            _helpers = ThreadPoolExecutor(_threads - 1, thread_name_prefix="symgraph")
+        helpers = _helpers
+    bounds = [total * k // parts for k in range(parts + 1)]
+    others: list[Future] = [helpers.submit(fn, bounds[k], bounds[k + 1])
+                            for k in range(1, parts)]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for future in others:
+            future.result()

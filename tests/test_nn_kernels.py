@@ -7,16 +7,22 @@ view.)"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import symgraph as sg
-from compiler import codegen_cpu_nn, codegen_cpu_threads
+from compiler import codegen_cpu_nn, codegen_cpu_threads, codegen_cpu_tiles
 from runtime import executor
 from symgraph.graph import apply
 from symgraph.ops import nn as nn_ops
 
 NN_OPS = set(codegen_cpu_nn.BUILDERS)
+REPO = Path(__file__).resolve().parents[1]
 LR, MOMENTUM = 0.05, 0.9
 
 
@@ -217,3 +223,156 @@ def test_filter_gradients_reuse_the_forward_im2col(monkeypatch):
         calls.clear()
         sessions["cpu"].run(loss, feed)  # a forward-only plan: nothing to hand on
         assert len(calls) == 2
+
+
+# ---- register-tiled convolutions (codegen_cpu_tiles) ------------------------------------------
+
+TILED = [  # (batch, height, width, channels, kh, kw, outputs, strides, padding)
+    (2, 14, 14, 32, 3, 3, 64, (1, 1), "SAME"),  # W3's second layer, smaller batch
+    (3, 9, 17, 16, 3, 3, 48, (1, 1), "SAME"),  # wide and narrow tiles; rows left over
+    (2, 8, 9, 20, 2, 2, 16, (1, 1), "SAME"),  # even window: padding after; a part of a tile
+    (2, 10, 11, 8, 3, 2, 32, (2, 1), "SAME"),  # strided: the input gradient is im2col's
+    (1, 11, 30, 16, 3, 3, 16, (2, 3), "VALID"),
+    (2, 6, 6, 16, 5, 5, 16, (1, 1), "VALID"),
+]
+
+
+def _tiled_case(batch, height, width, channels, kh, kw, outputs, strides, padding, seed=0):
+    rng = np.random.default_rng(seed)
+    attrs = {"strides": strides, "dilations": (1, 1), "padding": padding}
+    x = sg.placeholder(sg.float32, [batch, height, width, channels])
+    w = sg.placeholder(sg.float32, [kh, kw, channels, outputs])
+    y = sg.nn.conv2d(x, w, strides, padding)
+    g = sg.placeholder(sg.float32, [int(d) for d in y.shape])
+    fetches = [y, apply(nn_ops.CONV2D_INPUT_GRAD, g, w, x, **attrs),
+               apply(nn_ops.CONV2D_FILTER_GRAD, x, g, w, **attrs)]
+    feed = {t: rng.standard_normal([int(d) for d in t.shape]).astype(np.float32)
+            for t in (x, w, g)}
+    return fetches, feed
+
+
+class _LoopSpy:
+    """Records which loops of codegen_cpu_nn's kernel module are called."""
+
+    def __init__(self, module, used):
+        self.module, self.used = module, used
+
+    def __getattr__(self, name):
+        self.used.append(name)
+        return getattr(self.module, name)
+
+
+@pytest.mark.parametrize("on_threads", [False, True])
+@pytest.mark.parametrize("case", TILED, ids=lambda c: "x".join(map(str, c[:7])) + f"_{c[8]}")
+def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_threads):
+    """float32 convolutions of 8 and more input channels into whole vectors of outputs run in
+    the register tiles (forward, filter gradient, and the input gradient at stride 1), split
+    over the thread budget for big work, and give the reference's values."""
+    if on_threads:
+        if codegen_cpu_threads.thread_budget() < 2:
+            pytest.skip("one core: the tiles never run in parts here")
+        monkeypatch.setattr(codegen_cpu_nn, "TILE_PARALLEL_MIN", 0)
+    used: list[str] = []
+    load = codegen_cpu_nn._load
+    monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
+    parts: list[int] = []
+    run_in_parts = codegen_cpu_nn.run_in_parts
+    monkeypatch.setattr(codegen_cpu_nn, "run_in_parts",
+                        lambda fn, total: (parts.append(total), run_in_parts(fn, total))[1])
+    with sg.Graph().as_default() as graph:
+        fetches, feed = _tiled_case(*case)
+        want = sg.Session(graph=graph, device="reference").run(fetches, feed)
+        got = sg.Session(graph=graph, device="cpu").run(fetches, feed)
+    # the input gradient is the forward's tiles at stride 1, into whole vectors of channels
+    input_tiled = case[7] == (1, 1) and case[3] % codegen_cpu_tiles.NARROW == 0
+    assert used.count("conv_tiles") == 1 + input_tiled, used
+    assert used.count("conv_filter_grad_tiles") == 1, used
+    assert ("col2im" in used) != input_tiled, used
+    assert bool(parts) == on_threads
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * np.abs(b).max())
+
+
+def test_convolutions_the_tiles_do_not_take_stay_im2col(monkeypatch):
+    """float64, dilated, too few input channels, outputs not in whole vectors, a 1x1 window:
+    im2col + GEMM as before."""
+    used: list[str] = []
+    load = codegen_cpu_nn._load
+    monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
+    lanes = codegen_cpu_tiles.NARROW
+    for dtype, channels, outputs, dilations, k in [
+            (sg.float64, 16, lanes, 1, 3), (sg.float32, 16, lanes, 2, 3),
+            (sg.float32, 4, lanes, 1, 3), (sg.float32, 16, lanes + 1, 1, 3),
+            (sg.float32, 16, lanes, 1, 1)]:
+        with sg.Graph().as_default() as graph:
+            x = sg.placeholder(dtype, [1, 6, 6, channels])
+            w = sg.constant(np.ones((k, k, channels, outputs), dtype.np))
+            y = sg.nn.conv2d(x, w, 1, "SAME", dilations=dilations)
+            feed = {x: np.ones((1, 6, 6, channels), dtype.np)}
+            want = sg.Session(graph=graph, device="reference").run(y, feed)
+            np.testing.assert_allclose(sg.Session(graph=graph, device="cpu").run(y, feed), want)
+    assert "conv_tiles" not in used, used
+
+
+def test_filter_gradients_reuse_the_forward_padded_input(monkeypatch):
+    """share_patches for tiled layers: the forward hands its padded input to the filter
+    gradient of the same input (one padding per layer and step), the plan counts it as kept,
+    and training matches the reference."""
+    padded: list[tuple] = []
+    pad = codegen_cpu_nn._pad
+    monkeypatch.setattr(codegen_cpu_nn, "_pad",
+                        lambda x, *a: (padded.append(x.shape), pad(x, *a))[1])
+    rng = np.random.default_rng(4)
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(sg.float32, [2, 6, 6, 8])
+        k = sg.Variable(rng.uniform(-0.3, 0.3, (3, 3, 8, 16)).astype(np.float32))
+        k2 = sg.Variable(rng.uniform(-0.3, 0.3, (3, 3, 16, 16)).astype(np.float32))
+        loss = sg.reduce_sum(sg.nn.conv2d(sg.nn.relu(sg.nn.conv2d(x, k, 1, "SAME")), k2, 1,
+                                          "SAME") ** 2)
+        train = sg.train.GradientDescentOptimizer(1e-4).minimize(loss)
+        init = sg.global_variables_initializer()
+        feed = {x: rng.standard_normal((2, 6, 6, 8)).astype(np.float32)}
+        sessions = {d: sg.Session(graph=graph, device=d) for d in ("reference", "cpu")}
+        for s in sessions.values():
+            s.run(init)
+        report = sessions["cpu"].memory_report([loss, train], feed)
+        for _ in range(2):
+            padded.clear()
+            got = sessions["cpu"].run([loss, train], feed)[0]
+            want = sessions["reference"].run([loss, train], feed)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-5)
+            # two forwards; the second layer's input gradient pads its gradient
+            assert padded == [(2, 6, 6, 8), (2, 6, 6, 16), (2, 6, 6, 16)], padded
+        for v in (k, k2):
+            np.testing.assert_allclose(sessions["cpu"].run(v), sessions["reference"].run(v),
+                                       rtol=1e-4, atol=1e-6)
+    assert report.peak_bytes > 0
+
+
+_QUIET_PROBE = """
+import os, numpy as np, symgraph
+from compiler import codegen_cpu_threads as threads
+a = np.ones((300, 300), np.float32)
+a @ a  # the pool is up and spinning
+found = threads._openblas() is not None
+first, second = threads.quiet_blas_workers(), threads.quiet_blas_workers()
+a @ a  # the pool starts again
+print(found, first, second, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
+@pytest.mark.parametrize("user_setting", [None, "7"])
+def test_openblas_spins_briefly_once_tiles_run_on_threads(user_setting):
+    """codegen_cpu_threads.quiet_blas_workers: once per process, OpenBLAS's pool starts again
+    with a 2^20-cycle spin; a user's own OPENBLAS_THREAD_TIMEOUT stands."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user_setting is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_setting
+    out = subprocess.run([sys.executable, "-c", _QUIET_PROBE], env=env, capture_output=True,
+                         text=True, check=True, cwd=REPO).stdout.split()
+    if out[0] == "False":
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    if user_setting is None:
+        assert out[1:] == ["True", "False", str(codegen_cpu_threads.BLAS_SPIN_EXPONENT)]
+    else:
+        assert out[1:] == ["False", "False", user_setting]

@@ -1,0 +1,53 @@
+"""codegen_cpu_tiles: the register tile computes its documented sum, for both widths, every
+number of rows kept, with and without adding to what is there, and with strides in all three
+of its directions (tests/test_nn_kernels.py checks the convolutions built on it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from compiler.codegen_cpu_tiles import NARROW, ROWS, WIDE, tile, tile_narrow
+
+
+@njit(cache=False)
+def _run(a, a_row, a_outer, a_inner, n_outer, n_inner, b, b_outer, b_inner, c, ldc, rows, acc,
+         narrow):
+    args = (a.ctypes.data, a_row, a_outer, a_inner, n_outer, n_inner, b.ctypes.data, b_outer,
+            b_inner, c.ctypes.data, ldc, rows, acc)
+    if narrow:
+        tile_narrow(*args)
+    else:
+        tile(*args)
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+@pytest.mark.parametrize("rows", [ROWS, ROWS - 1, 1])
+@pytest.mark.parametrize("acc", [0, 1])
+def test_the_tile_computes_its_sum(narrow, rows, acc):
+    rng = np.random.default_rng(rows * 2 + acc)
+    width = NARROW if narrow else WIDE
+    a_row, a_outer, a_inner, n_outer, n_inner = 3, 41, 2, 3, 5  # a: r 3 + q 41 + m 2
+    b_outer, b_inner, ldc = 7 * width, width + 3, width + 5
+    a = rng.standard_normal(ROWS * a_row + n_outer * a_outer + n_inner * a_inner
+                            ).astype(np.float32)
+    b = rng.standard_normal(n_outer * b_outer + n_inner * b_inner + width).astype(np.float32)
+    c0 = rng.standard_normal(ROWS * ldc).astype(np.float32)
+    c = c0.copy()
+    _run(a, a_row, a_outer, a_inner, n_outer, n_inner, b, b_outer, b_inner, c, ldc, rows, acc,
+         narrow)
+    want = c0.astype(np.float64)
+    for r in range(rows):
+        total = np.zeros(width)
+        for q in range(n_outer):
+            for m in range(n_inner):
+                start = q * b_outer + m * b_inner
+                total += float(a[r * a_row + q * a_outer + m * a_inner]) * \
+                    b[start:start + width].astype(np.float64)
+        want[r * ldc:r * ldc + width] = total + (want[r * ldc:r * ldc + width] if acc else 0)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(c[rows * ldc:], c0[rows * ldc:])  # rows past `rows`: untouched
+    for r in range(rows):  # between a row's channels and the next row: untouched
+        np.testing.assert_array_equal(c[r * ldc + width:(r + 1) * ldc],
+                                      c0[r * ldc + width:(r + 1) * ldc])
