@@ -184,12 +184,13 @@ class _Conv:
         return window(x_shape[1], x_shape[2], w_shape[0], w_shape[1], self.strides,
                        self.dilations, self.padding)
 
-    def tiled(self, c: int, o: int, w_shape: tuple) -> bool:
-        """Whether codegen_cpu_tiles' register tiles compute a convolution of c input channels
-        into o outputs: float32, no dilation, o in whole vectors, c deep enough for a tile's
-        sums (SHALLOW; W3's first layer, one channel, stays im2col + GEMM), and a window
-        wider than one pixel (a 1x1 filter at stride 1 is one GEMM on the input as it is)."""
-        return (self.dtype == np.float32 and self.dilations == (1, 1) and c >= SHALLOW
+    def tiled(self, o: int, w_shape: tuple) -> bool:
+        """Whether codegen_cpu_tiles' register tiles compute a convolution into o outputs:
+        float32, no dilation, o in whole vectors, and a window wider than one pixel (a 1x1
+        filter at stride 1 is one GEMM on the input as it is). Any number of input channels:
+        on W3's first layer (64x28x28x1 -> 32) the forward took 0.38 ms, against 0.82 for
+        im2col + GEMM."""
+        return (self.dtype == np.float32 and self.dilations == (1, 1)
                 and o % codegen_cpu_tiles.NARROW == 0 and not self.pointwise(w_shape))
 
     def padded_shape(self, w_shape: tuple, geometry: tuple) -> tuple[int, int]:
@@ -291,12 +292,12 @@ def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         geometry = conv.geometry(x.shape, w.shape)
         o = w.shape[3]
         y = np.empty((x.shape[0], geometry[0], geometry[1], o), dtype)
-        if conv.tiled(x.shape[3], o, w.shape):
+        if conv.tiled(o, w.shape):
             xp = conv.padded(x, w.shape, geometry)
             hp, wp = conv.padded_shape(w.shape, geometry)
-            tiles = _load(False).conv_tiles
+            tiles, rows = _load(False).conv_tiles, codegen_cpu_tiles.height(y.shape[2])
             in_parts(lambda first, last: tiles(xp, hp, wp, x.shape[3], w, *conv.strides, y,
-                                               first, last),
+                                               rows, first, last),
                      y.shape[0] * y.shape[1], y.size * w.shape[0] * w.shape[1] * x.shape[3])
             if conv.patches is not None:  # the filter gradient reads the same padded input
                 conv.patches.put(source, xp)
@@ -322,7 +323,7 @@ def _conv2d_input_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         o = w.shape[3]
         _need(g.shape == (like.shape[0], geometry[0], geometry[1], o), "gradient shape")
         n, h, width, c = like.shape
-        if conv.strides == (1, 1) and conv.tiled(o, c, w.shape):
+        if conv.strides == (1, 1) and conv.tiled(c, w.shape):
             # dx is the forward convolution (conv_tiles) of g, padded by the filter's size less
             # the forward's padding, with the filters turned 180 degrees and in and out swapped:
             # dx[n, r, s, k] = sum over (a, b, q) of gp[n, r + a, s + b, q] w[kh-1-a, kw-1-b, k, q]
@@ -333,8 +334,9 @@ def _conv2d_input_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
             turned = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
             turned.setflags(write=False)  # as the forward's filters: one compiled version
             dx = np.empty(like.shape, dtype)
-            tiles = _load(False).conv_tiles
-            in_parts(lambda first, last: tiles(gp, hp, wp, o, turned, 1, 1, dx, first, last),
+            tiles, rows = _load(False).conv_tiles, codegen_cpu_tiles.height(width)
+            in_parts(lambda first, last: tiles(gp, hp, wp, o, turned, 1, 1, dx, rows, first,
+                                               last),
                      n * h, dx.size * kh * kw * o)
             return (dx,)
         grads, filters = g.reshape(-1, o), w.reshape(-1, o).T
@@ -356,7 +358,7 @@ def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         geometry = conv.geometry(x.shape, like.shape)
         o = like.shape[3]
         _need(g.shape == (x.shape[0], geometry[0], geometry[1], o), "gradient shape")
-        if conv.tiled(x.shape[3], o, like.shape):
+        if conv.tiled(o, like.shape):
             hp, wp = conv.padded_shape(like.shape, geometry)
             xp = None
             if conv.patches is not None:  # the forward's padded input, if it is this one
@@ -369,9 +371,11 @@ def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
                 return (np.zeros(like.shape, dtype),)
             dw = np.empty(like.shape, dtype)
             tiles, c = _load(False).conv_filter_grad_tiles, x.shape[3]
-            taps = like.shape[0] * like.shape[1]
-            in_parts(lambda first, last: tiles(xp, hp, wp, c, g, *conv.strides, dw, first, last),
-                     taps * -(-c // codegen_cpu_tiles.ROWS), g.size * taps * c)
+            kh, run = like.shape[0], like.shape[1] * c  # a window row's (b, k) values
+            rows = codegen_cpu_tiles.height(run)
+            in_parts(lambda first, last: tiles(xp, hp, wp, c, g, *conv.strides, dw, rows,
+                                               first, last),
+                     kh * -(-run // rows), g.size * kh * run)
             return (dw,)
         cols = None
         if conv.patches is not None:
@@ -561,11 +565,11 @@ def temporaries(kernel: Any, shapes: Callable[[int], tuple | None]) -> Temporari
         return Temporaries()
     item = conv.dtype.itemsize
     if node.opdef.name == "conv2d_input_grad" and conv.strides == (1, 1) and \
-            conv.tiled(w[3], w[2], w):  # the padded gradient and the turned filters
+            conv.tiled(w[2], w):  # the padded gradient and the turned filters
         return Temporaries(during=(x[0] * (x[1] + w[0] - 1) * (x[2] + w[1] - 1) * w[3]
                                    + codegen_cpu_tiles.SLACK * (w[3] + 1)
                                    + w[0] * w[1] * w[2] * w[3]) * item)
-    if node.opdef.name != "conv2d_input_grad" and conv.tiled(w[2], w[3], w):
+    if node.opdef.name != "conv2d_input_grad" and conv.tiled(w[3], w):
         hp, wp = conv.padded_shape(w, (oh, ow))  # the padded input, flat with its slack
         padded = (x[0] * hp * wp * x[3]
                   + codegen_cpu_tiles.SLACK * (conv.strides[1] * x[3] + 1)) * item

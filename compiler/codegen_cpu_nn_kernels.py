@@ -16,7 +16,15 @@ loops stay float32.
 import numpy as np
 from numba import njit, prange
 
-from compiler.codegen_cpu_tiles import NARROW, ROWS, WIDE, tile, tile_narrow
+from compiler.codegen_cpu_tiles import (
+    NARROW,
+    ROWS,
+    WIDE,
+    tile,
+    tile_narrow,
+    tile_short,
+    tile_short_narrow,
+)
 
 PARALLEL = False  # the loader's parallel copy says True
 FLAGS = {"cache": True, "nogil": True, "parallel": PARALLEL, "error_model": "numpy",
@@ -111,60 +119,69 @@ def col2im(dcols, kh, kw, sh, sw, dh, dw, top, left, oh, ow, dx):
 
 @njit(**HELPER)
 def _tiles(a, a_row, a_outer, a_inner, n_outer, n_inner, b, b_outer, b_inner, c, ldc, rows,
-           acc, channels):
-    """codegen_cpu_tiles' tile over `channels` output channels (a multiple of NARROW): WIDE of
-    them at a time, then NARROW. Addresses in bytes, strides in float32 elements."""
+           acc, channels, tall):
+    """codegen_cpu_tiles' tiles (ROWS high if `tall`, else SHORT) over `channels` output
+    channels (a multiple of NARROW): WIDE of them at a time, then NARROW. Addresses in bytes,
+    strides in float32 elements."""
     k = 0
     while k + WIDE <= channels:
-        tile(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer, b_inner,
-             c + 4 * k, ldc, rows, acc)
+        if tall:
+            tile(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer, b_inner,
+                 c + 4 * k, ldc, rows, acc)
+        else:
+            tile_short(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer,
+                       b_inner, c + 4 * k, ldc, rows, acc)
         k += WIDE
     while k < channels:
-        tile_narrow(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer, b_inner,
-                    c + 4 * k, ldc, rows, acc)
+        if tall:
+            tile_narrow(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer,
+                        b_inner, c + 4 * k, ldc, rows, acc)
+        else:
+            tile_short_narrow(a, a_row, a_outer, a_inner, n_outer, n_inner, b + 4 * k, b_outer,
+                              b_inner, c + 4 * k, ldc, rows, acc)
         k += NARROW
 
 
 @njit(**FLAGS)
-def conv_tiles(xp, hp, wp, c, w, sh, sw, y, first, last):
+def conv_tiles(xp, hp, wp, c, w, sh, sw, y, height, first, last):
     """y[n, i, j, :] = sum over (a, b, k) of xp[n, i sh + a, j sw + b, k] w[a, b, k, :], float32,
     where xp is the input already padded, as a flat buffer of n hp wp c values and the slack a
     tile reads past them (codegen_cpu_tiles.SLACK rows of sw c); w is (kh, kw, c, o) with o a
-    multiple of NARROW. ROWS pixels of an output row at a time: for a fixed tap row a, the
-    tile's sum runs over kw c values that lie one after another in xp. Output rows (n, i) from
-    `first` to `last` (n oh + i): the caller splits them over threads (run_in_parts)."""
+    multiple of NARROW. `height` (ROWS or SHORT) pixels of an output row at a time: for a
+    fixed tap row a, the tile's sum runs over kw c values that lie one after another in xp.
+    Output rows (n, i) from `first` to `last` (n oh + i): the caller splits them over threads
+    (run_in_parts)."""
     nb, oh, ow, o = y.shape
     kh, kw = w.shape[0], w.shape[1]
     xa, wa, ya = xp.ctypes.data, w.ctypes.data, y.ctypes.data
     for p in range(first, last):
         n = p // oh
         i = p % oh
-        first = (n * hp + i * sh) * wp * c  # xp's element at (n, i sh, 0, 0)
-        for j in range(0, ow, ROWS):
-            _tiles(xa + 4 * (first + j * sw * c), sw * c, wp * c, 1, kh, kw * c,
-                   wa, kw * c * o, o, ya + 4 * ((p * ow + j) * o), o, min(ROWS, ow - j), 0, o)
+        start = (n * hp + i * sh) * wp * c  # xp's element at (n, i sh, 0, 0)
+        for j in range(0, ow, height):
+            _tiles(xa + 4 * (start + j * sw * c), sw * c, wp * c, 1, kh, kw * c, wa, kw * c * o,
+                   o, ya + 4 * ((p * ow + j) * o), o, min(height, ow - j), 0, o, height == ROWS)
 
 
 @njit(**FLAGS)
-def conv_filter_grad_tiles(xp, hp, wp, c, g, sh, sw, dw, first, last):
+def conv_filter_grad_tiles(xp, hp, wp, c, g, sh, sw, dw, height, first, last):
     """dw[a, b, k, :] = sum over (n, i, j) of xp[n, i sh + a, j sw + b, k] g[n, i, j, :], float32,
-    xp as in conv_tiles (slack: ROWS values), g (n, oh, ow, o) with o a multiple of NARROW. A
-    tile holds ROWS input channels of one tap and sums over an image's pixels, adding image
-    after image. Tiles (tap, channels) from `first` to `last` of kh kw ceil(c / ROWS): the
-    caller splits them over threads."""
+    xp as in conv_tiles (slack: ROWS values), g (n, oh, ow, o) with o a multiple of NARROW. For
+    a tap row a, the kw c values (b, k) of a window's row lie one after another in xp and in
+    dw[a]: a tile holds `height` (ROWS or SHORT) of them and sums over an image's pixels, adding
+    image after image. Tiles (a, run of (b, k)) from `first` to `last` of
+    kh ceil(kw c / height): the caller splits them over threads."""
     nb, oh, ow, o = g.shape
-    kw = dw.shape[1]
+    run = dw.shape[1] * c  # kw c
     xa, ga, da = xp.ctypes.data, g.ctypes.data, dw.ctypes.data
-    blocks = (c + ROWS - 1) // ROWS
+    blocks = (run + height - 1) // height
     for t in range(first, last):
-        tap = t // blocks
-        a = tap // kw
-        b = tap % kw
-        k = (t % blocks) * ROWS
+        a = t // blocks
+        m = (t % blocks) * height
         for n in range(nb):
-            _tiles(xa + 4 * ((n * hp + a) * wp * c + b * c + k), 1, sh * wp * c, sw * c, oh, ow,
-                   ga + 4 * (n * oh * ow * o), ow * o, o, da + 4 * ((tap * c + k) * o), o,
-                   min(ROWS, c - k), 1 if n > 0 else 0, o)
+            _tiles(xa + 4 * ((n * hp + a) * wp * c + m), 1, sh * wp * c, sw * c, oh, ow,
+                   ga + 4 * (n * oh * ow * o), ow * o, o, da + 4 * ((a * run + m) * o), o,
+                   min(height, run - m), 1 if n > 0 else 0, o, height == ROWS)
 
 
 @njit(**HELPER)

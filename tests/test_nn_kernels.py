@@ -234,6 +234,8 @@ TILED = [  # (batch, height, width, channels, kh, kw, outputs, strides, padding)
     (2, 10, 11, 8, 3, 2, 32, (2, 1), "SAME"),  # strided: the input gradient is im2col's
     (1, 11, 30, 16, 3, 3, 16, (2, 3), "VALID"),
     (2, 6, 6, 16, 5, 5, 16, (1, 1), "VALID"),
+    (3, 12, 10, 1, 3, 3, 32, (1, 1), "SAME"),  # W3's first layer: one input channel
+    (2, 9, 9, 3, 3, 3, 16, (2, 2), "SAME"),  # RGB-like, strided
 ]
 
 
@@ -265,9 +267,9 @@ class _LoopSpy:
 @pytest.mark.parametrize("on_threads", [False, True])
 @pytest.mark.parametrize("case", TILED, ids=lambda c: "x".join(map(str, c[:7])) + f"_{c[8]}")
 def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_threads):
-    """float32 convolutions of 8 and more input channels into whole vectors of outputs run in
-    the register tiles (forward, filter gradient, and the input gradient at stride 1), split
-    over the thread budget for big work, and give the reference's values."""
+    """float32 convolutions into whole vectors of outputs run in the register tiles (forward,
+    filter gradient, and the input gradient at stride 1 into whole vectors of input
+    channels), split over the thread budget for big work, and give the reference's values."""
     if on_threads:
         if codegen_cpu_threads.thread_budget() < 2:
             pytest.skip("one core: the tiles never run in parts here")
@@ -294,16 +296,14 @@ def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_t
 
 
 def test_convolutions_the_tiles_do_not_take_stay_im2col(monkeypatch):
-    """float64, dilated, too few input channels, outputs not in whole vectors, a 1x1 window:
-    im2col + GEMM as before."""
+    """float64, dilated, outputs not in whole vectors, a 1x1 window: im2col + GEMM."""
     used: list[str] = []
     load = codegen_cpu_nn._load
     monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
     lanes = codegen_cpu_tiles.NARROW
     for dtype, channels, outputs, dilations, k in [
             (sg.float64, 16, lanes, 1, 3), (sg.float32, 16, lanes, 2, 3),
-            (sg.float32, 4, lanes, 1, 3), (sg.float32, 16, lanes + 1, 1, 3),
-            (sg.float32, 16, lanes, 1, 1)]:
+            (sg.float32, 16, lanes + 1, 1, 3), (sg.float32, 16, lanes, 1, 1)]:
         with sg.Graph().as_default() as graph:
             x = sg.placeholder(dtype, [1, 6, 6, channels])
             w = sg.constant(np.ones((k, k, channels, outputs), dtype.np))

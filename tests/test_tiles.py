@@ -8,24 +8,41 @@ import numpy as np
 import pytest
 from numba import njit
 
-from compiler.codegen_cpu_tiles import NARROW, ROWS, WIDE, tile, tile_narrow
+from compiler.codegen_cpu_tiles import (
+    NARROW,
+    ROWS,
+    SHORT,
+    WIDE,
+    tile,
+    tile_narrow,
+    tile_short,
+    tile_short_narrow,
+)
 
 
 @njit(cache=False)
 def _run(a, a_row, a_outer, a_inner, n_outer, n_inner, b, b_outer, b_inner, c, ldc, rows, acc,
-         narrow):
+         narrow, short):
     args = (a.ctypes.data, a_row, a_outer, a_inner, n_outer, n_inner, b.ctypes.data, b_outer,
             b_inner, c.ctypes.data, ldc, rows, acc)
-    if narrow:
+    if short:
+        if narrow:
+            tile_short_narrow(*args)
+        else:
+            tile_short(*args)
+    elif narrow:
         tile_narrow(*args)
     else:
         tile(*args)
 
 
+@pytest.mark.parametrize("short", [False, True])
 @pytest.mark.parametrize("narrow", [False, True])
-@pytest.mark.parametrize("rows", [ROWS, ROWS - 1, 1])
+@pytest.mark.parametrize("rows", ["all", "all but one", 1])
 @pytest.mark.parametrize("acc", [0, 1])
-def test_the_tile_computes_its_sum(narrow, rows, acc):
+def test_the_tile_computes_its_sum(short, narrow, rows, acc):
+    height = SHORT if short else ROWS
+    rows = {"all": height, "all but one": height - 1}.get(rows, rows)
     rng = np.random.default_rng(rows * 2 + acc)
     width = NARROW if narrow else WIDE
     a_row, a_outer, a_inner, n_outer, n_inner = 3, 41, 2, 3, 5  # a: r 3 + q 41 + m 2
@@ -36,7 +53,7 @@ def test_the_tile_computes_its_sum(narrow, rows, acc):
     c0 = rng.standard_normal(ROWS * ldc).astype(np.float32)
     c = c0.copy()
     _run(a, a_row, a_outer, a_inner, n_outer, n_inner, b, b_outer, b_inner, c, ldc, rows, acc,
-         narrow)
+         narrow, short)
     want = c0.astype(np.float64)
     for r in range(rows):
         total = np.zeros(width)
@@ -51,3 +68,11 @@ def test_the_tile_computes_its_sum(narrow, rows, acc):
     for r in range(rows):  # between a row's channels and the next row: untouched
         np.testing.assert_array_equal(c[r * ldc + width:(r + 1) * ldc],
                                       c0[r * ldc + width:(r + 1) * ldc])
+
+
+def test_the_short_tile_is_taken_where_it_wastes_fewer_rows():
+    from compiler.codegen_cpu_tiles import SHORT, height
+
+    assert SHORT < ROWS
+    assert height(ROWS) == ROWS and height(2 * ROWS) == ROWS
+    assert height(SHORT) == SHORT and height(4 * SHORT) == (SHORT if 4 * SHORT % ROWS else ROWS)
