@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 _lock = threading.Lock()
 _threads: int | None = None  # the budget, found on first use
 _helpers: ThreadPoolExecutor | None = None  # Python threads for run_in_parts, made on first use
+_helpers_pid = 0  # the process that made them: a fork's child has none of their threads
 
 
 def thread_budget() -> int:
@@ -117,14 +118,16 @@ def run_in_parts(fn: Callable[[int, int], object], total: int) -> None:
     split this way costs no parallel (`prange`) compile: the register-tiled convolutions are
     the serial loops, called once per part (W3's cold first step: 4.6 s, against 5.7 s with
     their `prange` versions)."""
-    global _helpers
+    global _helpers, _helpers_pid
     parts = min(thread_budget(), total)
     if parts < 2:
         fn(0, total)
         return
     with _lock:
-        if _helpers is None:
+        if _helpers is None or _helpers_pid != os.getpid():
+            # in a forked child the parent's pool looks alive but has no threads: a new one
             _helpers = ThreadPoolExecutor(_threads - 1, thread_name_prefix="symgraph")
+            _helpers_pid = os.getpid()
         helpers = _helpers
     bounds = [total * k // parts for k in range(parts + 1)]
     others: list[Future] = [helpers.submit(fn, bounds[k], bounds[k + 1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -376,3 +377,35 @@ def test_openblas_spins_briefly_once_tiles_run_on_threads(user_setting):
         assert out[1:] == ["True", "False", str(codegen_cpu_threads.BLAS_SPIN_EXPONENT)]
     else:
         assert out[1:] == ["False", "False", user_setting]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_tiles_on_threads_work_in_a_forked_child(monkeypatch):
+    """run_in_parts makes its own threads in a child of fork(): the parent's pool has none
+    there, and a convolution split over it would wait forever."""
+    if codegen_cpu_threads.thread_budget() < 2:
+        pytest.skip("one core: the tiles never run in parts here")
+    monkeypatch.setattr(codegen_cpu_nn, "TILE_PARALLEL_MIN", 0)
+    with sg.Graph().as_default() as graph:
+        fetches, feed = _tiled_case(*TILED[0])
+        cpu = sg.Session(graph=graph, device="cpu")
+        want = cpu.run(fetches[0], feed)  # the pool exists now
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if the split convolution finishes and agrees
+            code = 1
+            try:
+                code = 0 if np.array_equal(cpu.run(fetches[0], feed), want) else 2
+            finally:
+                os._exit(code)
+        deadline, status = 60.0, None
+        while deadline > 0:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+            deadline -= 0.1
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's convolution did not finish")
+    assert os.waitstatus_to_exitcode(status) == 0
