@@ -16,12 +16,11 @@ see codegen_cpu.Kernel). Two ways to convolve:
 Pooling is a direct loop.
 
 Threads: one budget, the cores this process may use. BLAS runs its own threads (set by
-OPENBLAS_NUM_THREADS); the tiles run in parts on Python threads (run_in_parts; their loops
-release the GIL), OpenBLAS's workers told to stop spinning soon after each call
-(quiet_blas_workers), as they otherwise take a core from the tiles. The memory-bound loops
-here run on Numba's threads (`prange` over images or output rows) only for work big enough to
-pay (PARALLEL_MIN): at W3's sizes (0.5-4M elements) two threads saved 0.1-0.3 ms a loop, while
-compiling the parallel loops cost ~1 s of the cold first step. A plan's steps run one after
+OPENBLAS_NUM_THREADS). The tiles, and the pooling loops from SPLIT_MIN values, run in parts on
+Python threads (run_in_parts; the loops release the GIL), with OpenBLAS's workers told to stop
+spinning soon after each call (quiet_blas_workers): a spinning worker took a core from them.
+Parts need no parallel (`prange`) compile: the serial loops serve both. im2col and col2im run
+on Numba's threads (`prange`) only from PARALLEL_MIN values. A plan's steps run one after
 another, so a parallel loop and a BLAS call never run at the same time and each may use the
 whole budget (compiler.codegen_cpu_threads sets the budget up). Splitting W3's GEMMs over two
 Python threads with one-threaded BLAS made them slower: not done.
@@ -63,6 +62,9 @@ PIECE_BYTES = 4 << 20
 # Multiply-adds from which a register-tiled convolution runs on the thread budget: ~1 ms of one
 # core's work, far above the cost of starting the threads.
 TILE_PARALLEL_MIN = 1 << 24
+# Values from which a pooling loop runs in parts (whole images) on the thread budget: W3's pools
+# and their gradients (0.4-1.6M values of float32) took 0.6-0.9 ms less a step on two threads.
+SPLIT_MIN = 1 << 19
 
 
 @functools.cache  # once per process: not a file read and hash per call
@@ -81,6 +83,16 @@ def loops(size: int) -> ModuleType:
     if size >= PARALLEL_MIN and use_thread_budget():
         return _load(True)
     return _load(False)
+
+
+def by_images(fn: Callable[[int, int], Any], images: int, size: int) -> None:
+    """fn(first, last) over the images [0, images) of a memory-bound loop over `size` values:
+    in parts on the thread budget from SPLIT_MIN values, else at once."""
+    if size >= SPLIT_MIN and thread_budget() > 1:
+        quiet_blas_workers()
+        run_in_parts(fn, images)
+    else:
+        fn(0, images)
 
 
 def in_parts(fn: Callable[[int, int], Any], total: int, products: int) -> None:
@@ -420,10 +432,13 @@ def _max_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         shape, args = pool.args(x.shape)
         y = np.empty(shape, dtype)
         if pool.winners is None:
-            loops(x.size).max_pool(x, *args, pool.neg_inf, y)
+            run = _load(False).max_pool
+            by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b]), x.shape[0], x.size)
         else:  # the gradient of the same input follows: hand it the winning taps
             winners = np.empty(shape, np.uint8)
-            loops(x.size).max_pool_winners(x, *args, pool.neg_inf, y, winners)
+            run = _load(False).max_pool_winners
+            by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b], winners[a:b]),
+                      x.shape[0], x.size)
             pool.winners.put(source, winners)
         return (y,)
 
@@ -441,10 +456,14 @@ def _max_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         dx = np.empty(x.shape, dtype)
         winners = None if pool.winners is None else pool.winners.take(source, shape)
         if winners is None:
-            loops(x.size).max_pool_grad(x, g, *args, pool.neg_inf, dx)
+            run = _load(False).max_pool_grad
+            by_images(lambda a, b: run(x[a:b], g[a:b], *args, pool.neg_inf, dx[a:b]),
+                      x.shape[0], x.size)
         else:
             winners.setflags(write=False)  # read-only inputs: one compiled version
-            loops(x.size).max_pool_grad_winners(winners, g, *args, dx)
+            run = _load(False).max_pool_grad_winners
+            by_images(lambda a, b: run(winners[a:b], g[a:b], *args, dx[a:b]), x.shape[0],
+                      x.size)
         return (dx,)
 
     max_pool2d_grad.pool = pool  # type: ignore[attr-defined]
@@ -480,7 +499,9 @@ def _max_pool2d_gather(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         shape, args = pool.args(x.shape)
         _need(h.shape == x.shape, "gathered values' shape")
         y = np.empty(shape, dtype)
-        loops(x.size).max_pool_gather(x, h, *args, pool.neg_inf, y)
+        run = _load(False).max_pool_gather
+        by_images(lambda a, b: run(x[a:b], h[a:b], *args, pool.neg_inf, y[a:b]), x.shape[0],
+                  x.size)
         return (y,)
 
     return max_pool2d_gather
@@ -493,7 +514,8 @@ def _avg_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         x = _input(x, dtype)
         shape, args = pool.args(x.shape)
         y = np.empty(shape, dtype)
-        loops(x.size).avg_pool(x, *args, y)
+        run = _load(False).avg_pool
+        by_images(lambda a, b: run(x[a:b], *args, y[a:b]), x.shape[0], x.size)
         return (y,)
 
     return avg_pool2d
@@ -507,7 +529,8 @@ def _avg_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         shape, args = pool.args(like.shape)
         _need(g.shape == shape, "gradient shape")
         dx = np.empty(like.shape, dtype)
-        loops(dx.size).avg_pool_grad(g, *args, dx)
+        run = _load(False).avg_pool_grad
+        by_images(lambda a, b: run(g[a:b], *args, dx[a:b]), dx.shape[0], dx.size)
         return (dx,)
 
     return avg_pool2d_grad

@@ -82,15 +82,25 @@ def test_cnn_training_runs_in_kernels_and_matches_the_reference():
         assert executor.fallbacks == fallbacks, "a conv/pool kernel refused its inputs"
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("ksize,padding,stride", [(3, "SAME", 1), (2, "SAME", 1),
                                                    (2, "VALID", 1), (2, "SAME", 2),
                                                    (2, "VALID", 2)])
-def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksize, padding,
-                                                                           stride):
+def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(
+        monkeypatch, ksize, padding, stride, split):
     """Ties: the first tap in window order; a window of -inf that starts on padding: the
     padding's tap wins (its gradient is lost); a NaN: the first NaN. 2x2 windows inside the
     image take the loops' four-tap path (_max_of_four, and _scatter_four where windows never
-    overlap); the others, and every window of 3x3, the general one."""
+    overlap); the others, and every window of 3x3, the general one. Split: the two images
+    run on two threads (by_images), as big pools do."""
+    if split:
+        if codegen_cpu_threads.thread_budget() < 2:
+            pytest.skip("one core: pooling never runs in parts here")
+        monkeypatch.setattr(codegen_cpu_nn, "SPLIT_MIN", 0)
+        parts: list[int] = []
+        run_in_parts = codegen_cpu_nn.run_in_parts
+        monkeypatch.setattr(codegen_cpu_nn, "run_in_parts",
+                            lambda fn, total: (parts.append(total), run_in_parts(fn, total))[1])
     x_val = np.array([[1, 1, 0], [1, -np.inf, 2], [np.nan, 2, 2]], np.float32)[None, :, :, None]
     x_val = np.concatenate([x_val, np.full_like(x_val, -np.inf)])
     attrs = {"ksize": (ksize, ksize), "strides": (stride, stride), "padding": padding}
@@ -109,14 +119,16 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(ksiz
         got = cpu.run(ops, feed)
         in_kernels = {m.opdef.name for k in cpu.plan_for(ops, feed).kernels for m in k.members}
     assert in_kernels == {"max_pool2d", "max_pool2d_grad", "max_pool2d_gather"}
+    if split:
+        assert parts == [2, 2, 2], parts
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("channels", [2, 8])  # im2col_shallow, and im2col by rows
 def test_parallel_loops_match_the_reference(monkeypatch, channels):
-    """The prange loops (for big work) on tiny work give the reference's values: im2col,
-    col2im and max pooling's gradient, whose overlapping windows share an image."""
+    """The prange loops (for big work) on tiny work give the reference's values: im2col and
+    col2im (the pooling loops run in parts on threads instead: by_images)."""
     if codegen_cpu_threads.thread_budget() < 2:
         pytest.skip("one core (or no OpenMP): the loops never run in parallel here")
     monkeypatch.setattr(codegen_cpu_nn, "PARALLEL_MIN", 0)
@@ -171,17 +183,8 @@ def test_max_pool_gradients_take_the_forward_winners(monkeypatch):
     the values stay the reference's (ties, -inf and NaN: see the test above, whose pool and
     gradient are paired the same way)."""
     used: list[str] = []
-    real = codegen_cpu_nn.loops
-
-    class Spy:
-        def __init__(self, module):
-            self.module = module
-
-        def __getattr__(self, name):
-            used.append(name)
-            return getattr(self.module, name)
-
-    monkeypatch.setattr(codegen_cpu_nn, "loops", lambda size: Spy(real(size)))
+    load = codegen_cpu_nn._load
+    monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
     with sg.Graph().as_default() as graph:
         loss, dx, gather, train, feed, params = _cnn(sg.float32)
         init = sg.global_variables_initializer()
