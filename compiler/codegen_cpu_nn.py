@@ -40,7 +40,6 @@ import numpy as np
 from compiler import cache, codegen_cpu_tiles
 from compiler.codegen_cpu import Kernel
 from compiler.codegen_cpu_threads import (
-    quiet_blas_workers,
     run_in_parts,
     thread_budget,
     use_thread_budget,
@@ -89,7 +88,6 @@ def by_images(fn: Callable[[int, int], Any], images: int, size: int) -> None:
     """fn(first, last) over the images [0, images) of a memory-bound loop over `size` values:
     in parts on the thread budget from SPLIT_MIN values, else at once."""
     if size >= SPLIT_MIN and thread_budget() > 1:
-        quiet_blas_workers()
         run_in_parts(fn, images)
     else:
         fn(0, images)
@@ -100,7 +98,6 @@ def in_parts(fn: Callable[[int, int], Any], total: int, products: int) -> None:
     multiply-adds from TILE_PARALLEL_MIN (compute-bound work: two threads take half the
     time), else at once on this thread."""
     if products >= TILE_PARALLEL_MIN and thread_budget() > 1:
-        quiet_blas_workers()
         run_in_parts(fn, total)
     else:
         fn(0, total)

@@ -123,6 +123,7 @@ def run_in_parts(fn: Callable[[int, int], object], total: int) -> None:
     if parts < 2:
         fn(0, total)
         return
+    quiet_blas_workers()  # a spinning OpenBLAS worker would take a core from a part
     with _lock:
         if _helpers is None or _helpers_pid != os.getpid():
             # in a forked child the parent's pool looks alive but has no threads: a new one
