@@ -2,11 +2,11 @@
 
 Each conv2d / pooling node of a cpu plan becomes one Kernel step (the shape the executor runs;
 see codegen_cpu.Kernel). Two ways to convolve:
-- Register tiles (codegen_cpu_tiles), for float32 with 8 or more input channels, outputs in
-  whole vectors and no dilation: the forward and the filter gradient read the padded input
+- Register tiles (codegen_cpu_tiles), for float32 with outputs in whole vectors, a window
+  wider than 1x1 and no dilation: the forward and the filter gradient read the padded input
   directly, and the input gradient at stride 1 is the forward of the padded gradient with the
-  filters turned. On W3's second layer each of the three took ~2.2 ms on two threads, against
-  2.6-4.0 ms for im2col + OpenBLAS, and W3's step went from ~17 to ~15 ms.
+  filters turned. On W3's second layer each of the three took ~2.1-2.2 ms on two threads,
+  against 2.6-4.0 ms for im2col + OpenBLAS; W3's step went from ~17 to ~14.5 ms.
 - im2col + GEMM for the rest: the Numba loop in codegen_cpu_nn_kernels lays the input's patches
   out as rows, NumPy's matmul (BLAS) multiplies them by the filters, and col2im sums the patch
   gradients back for the input gradient; a 1x1 filter at stride 1 needs neither. Even with one
@@ -58,8 +58,8 @@ SHALLOW = 8  # input channels under which im2col writes its columns transposed (
 # -> 64) pieces of ~3.5 MB took the forward from 3.45-3.5 to 3.15-3.2 ms and the input
 # gradient from 3.0 to 2.9; pieces of 1.8 MB or 7 MB gained less.
 PIECE_BYTES = 4 << 20
-# Multiply-adds from which a register-tiled convolution runs on the thread budget: ~1 ms of one
-# core's work, far above the cost of starting the threads.
+# Multiply-adds from which a register-tiled convolution runs on the thread budget: ~0.3 ms of
+# one core's work, ten times the cost of handing a part to the other thread.
 TILE_PARALLEL_MIN = 1 << 24
 # Values from which a pooling loop runs in parts (whole images) on the thread budget: W3's pools
 # and their gradients (0.4-1.6M values of float32) took 0.6-0.9 ms less a step on two threads.
@@ -374,10 +374,10 @@ def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
                 xp = conv.patches.take(source, (x.shape[0] * hp * wp * x.shape[3]
                                                 + codegen_cpu_tiles.SLACK
                                                 * (conv.strides[1] * x.shape[3] + 1),))
+            if x.shape[0] == 0:  # no image: no tile would write dw
+                return (np.zeros(like.shape, dtype),)
             if xp is None:
                 xp = conv.padded(x, like.shape, geometry)
-            if x.shape[0] == 0:
-                return (np.zeros(like.shape, dtype),)
             dw = np.empty(like.shape, dtype)
             tiles, c = _load(False).conv_filter_grad_tiles, x.shape[3]
             kh, run = like.shape[0], like.shape[1] * c  # a window row's (b, k) values

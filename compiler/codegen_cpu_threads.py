@@ -71,10 +71,13 @@ _blas_quieted = False
 
 def quiet_blas_workers() -> bool:
     """Shortens OpenBLAS's spin after each call to 2^BLAS_SPIN_EXPONENT cycles, once per
-    process, before the first parallel loop that competes with it; says whether it did. Its
-    pool reads the setting when it starts, so the workers are stopped (between two BLAS calls:
-    the caller holds no BLAS call in flight) and start again with it on the next call. A user's
-    own OPENBLAS_THREAD_TIMEOUT stands; other BLAS libraries are left alone."""
+    process, before the first split work (run_in_parts) that competes with it; says whether it
+    did. Its pool reads the setting when it starts, so the workers are stopped (between two of
+    this thread's BLAS calls) and start again with it on the next call. A BLAS call another
+    thread of the program makes at that very moment could lose its workers: a program that
+    calls NumPy's BLAS from several threads while its first convolution runs should set
+    OPENBLAS_THREAD_TIMEOUT itself. A user's own OPENBLAS_THREAD_TIMEOUT stands (any value);
+    other BLAS libraries are left alone."""
     global _blas_quieted
     with _lock:
         if _blas_quieted or "OPENBLAS_THREAD_TIMEOUT" in os.environ:

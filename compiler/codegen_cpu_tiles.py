@@ -38,7 +38,10 @@ _F32 = ir.FloatType()
 
 def _vector_registers() -> tuple[int, int]:
     """(float32 lanes per vector register, vector registers) of the CPU Numba compiles for."""
-    features = config.CPU_FEATURES or llvm_binding.get_host_cpu_features().flatten()
+    if config.CPU_NAME and not config.CPU_FEATURES:
+        features = ""  # NUMBA_CPU_NAME (e.g. generic, for a portable cache): assume the least
+    else:
+        features = config.CPU_FEATURES or llvm_binding.get_host_cpu_features().flatten()
     triple = llvm_binding.get_process_triple()
     if triple.startswith(("aarch64", "arm64")):
         return 4, 32  # NEON

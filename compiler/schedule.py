@@ -70,9 +70,13 @@ def may_share_memory(step: Any) -> tuple[int, ...]:
 
 
 def lifetimes(steps: Sequence[Any], keep: set[int]) -> tuple[tuple[int, ...], ...]:
-    """For each step, the ids of values that no later step reads (and are not fetched)."""
+    """For each step, the ids of values that no later step reads (and are not fetched): after
+    their last reader, or, read by none, after the step that makes them (a kernel's output that
+    only some fetches need, an assignment's value)."""
     last_use: dict[int, int] = {}
     for i, step in enumerate(steps):
+        for value_id in step_outputs(step):
+            last_use.setdefault(value_id, i)
         for value_id in step_inputs(step):
             last_use[value_id] = i
     free: list[list[int]] = [[] for _ in steps]

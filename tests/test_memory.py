@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
+from compiler import codegen_cpu_tiles, schedule
 from compiler.memory import check_fits, plan_memory
 from compiler.schedule import in_place_updates
 from symgraph.graph import Node
@@ -79,13 +80,16 @@ def test_check_fits_names_the_biggest_values():
         check_fits(report, available=report.peak_bytes - 1)
 
 
-def test_convolution_temporaries_are_counted():
-    """im2col columns count while the convolution runs, and stay counted until the filter
-    gradient that reuses them (codegen_cpu_nn.share_patches); an epilogue's product counts."""
+@pytest.mark.parametrize("tiled", [False, True])
+def test_convolution_temporaries_are_counted(tiled):
+    """im2col columns, or the register tiles' padded input, count while the convolution runs,
+    and stay counted until the filter gradient that reuses them (codegen_cpu_nn.share_patches);
+    an epilogue's product counts."""
+    outputs = codegen_cpu_tiles.NARROW if tiled else 6  # 6: not whole vectors anywhere
     g = sg.Graph()
     with g.as_default():
         x = sg.placeholder(sg.float32, [None, 8, 8, 4], name="x")
-        k = sg.Variable(np.ones((3, 3, 4, 8), np.float32), name="k")
+        k = sg.Variable(np.ones((3, 3, 4, outputs), np.float32), name="k")
         y = sg.nn.relu(sg.nn.conv2d(x, k, 1, "SAME", name="conv") + 1.0)
         loss = sg.reduce_sum(sg.square(y))
         scaled = sg.gradients(loss, [k])[0] * 2.0  # a step after the filter gradient
@@ -93,16 +97,45 @@ def test_convolution_temporaries_are_counted():
     sess = sg.Session(graph=g, device="cpu")
     sess.run(init)
     feed = {x: np.zeros((2, 8, 8, 4), np.float32)}
-    cols, image, out = 2 * 8 * 8 * 9 * 4 * 4, 2 * 8 * 8 * 4 * 4, 2 * 8 * 8 * 8 * 4
+    image, out = 2 * 8 * 8 * 4 * 4, 2 * 8 * 8 * outputs * 4
+    if tiled:  # the input padded to 10 x 10, and the values a tile may read past it
+        kept = (2 * 10 * 10 * 4 + codegen_cpu_tiles.SLACK * (4 + 1)) * 4
+    else:
+        kept = 2 * 8 * 8 * 9 * 4 * 4
     forward = sess.memory_report(y, feed)  # the convolution is the epilogue's product
-    assert forward.peak_bytes >= image + cols + 2 * out
+    assert forward.peak_bytes >= image + kept + 2 * out
     train = sess.memory_report(scaled, feed)
     ops = [[m.opdef.name for m in getattr(s, "members", (s,))] for s in train.plan.steps]
     conv_at = next(i for i, names in enumerate(ops) if "conv2d" in names)
     grad_at = next(i for i, names in enumerate(ops) if "conv2d_filter_grad" in names)
     assert conv_at < grad_at
-    assert all(train.live_after[i] >= cols + image for i in range(conv_at, grad_at + 1))
-    assert train.live_after[-1] < cols  # freed once the filter gradient took them
+    assert all(train.live_after[i] >= kept + image for i in range(conv_at, grad_at + 1))
+    # at the end: the feed, the filter gradient and its double; the columns or padded input
+    # were freed once the filter gradient took them
+    assert train.live_after[-1] <= image + 2 * 3 * 3 * 4 * outputs * 4
+
+
+def test_every_value_a_step_makes_is_dropped_once():
+    """plan.free_after: each value a step makes and no fetch keeps is dropped exactly once,
+    after its last reader, or after the step itself when nothing reads it (an assignment's
+    value, here: the Adam updates' assigns)."""
+    g, x, y, init = _mlp()
+    with g.as_default():
+        train = sg.train.AdamOptimizer(0.1).minimize(y)
+    sess = sg.Session(graph=g, device="cpu")
+    sess.run(init)
+    plan = sess.plan_for([y, train], {x: np.zeros((4, 8), np.float32)})
+    kept = {out.id for out in plan.program.outputs}
+    freed = [v for free in plan.free_after for v in free]
+    assert len(freed) == len(set(freed))
+    made = {v for step in plan.steps for v in
+            ((step.id,) if isinstance(step, Node) and step.opdef.has_output else
+             () if isinstance(step, Node) else step.outputs)}
+    assert made - kept <= set(freed)
+    read = {v for step in plan.steps for v in schedule.step_inputs(step)}
+    unread = [i for i, s in enumerate(plan.steps) if isinstance(s, Node)
+              and s.opdef.name == "assign" and s.id not in read and s.id not in kept]
+    assert unread and all(plan.steps[i].id in plan.free_after[i] for i in unread)
 
 
 def test_updates_in_the_variables_buffers_take_no_new_memory():
