@@ -8,11 +8,14 @@ import numpy as np
 
 from symgraph.errors import InvalidArgumentError
 from symgraph.graph import Node
+from symgraph.ops.state import VARIABLE
 
 
 def evaluate(node: Node, args: list, state: Any) -> Any:
     """The value of one node given its input values; checks it against the static type."""
     opdef = node.opdef
+    if opdef is VARIABLE:  # the store checked its value when it was written
+        return state.read(node)
     if opdef.effect is not None:
         out = opdef.effect(state, node, *args)
     elif opdef.numpy is not None:
@@ -30,9 +33,10 @@ def evaluate(node: Node, args: list, state: Any) -> Any:
 
 def _check_shape(node: Node, out: np.ndarray) -> None:
     shape = node.shape
-    if shape.rank is None:
+    dims = shape.dims
+    if dims is None or dims == out.shape:  # the usual case, at a tuple comparison's cost
         return
-    if out.ndim != shape.rank or any(d is not None and d != o for d, o in zip(shape, out.shape)):
+    if out.ndim != len(dims) or any(d is not None and d != o for d, o in zip(dims, out.shape)):
         raise InvalidArgumentError(
             f"{node.describe()} computed a value of shape {out.shape}, but its static shape is "
             f"{shape}; the fed values do not fit the graph", node)

@@ -58,6 +58,15 @@ class VariableStore:
                 f"'{var.name}/Assign' (the variable's .initializer) first", var) from None
 
     def write(self, var: Node, value: Any) -> None:
+        name = var.name
+        buffer = self._buffers.get(name)
+        if buffer is not None and type(value) is np.ndarray and _views_whole(value, buffer):
+            # the variable's own buffer, which an update has just written in place (its dtype
+            # and shape are the variable's): nothing to check or convert
+            with self._lock:
+                if self._buffers.get(name) is buffer:
+                    self._values[name] = value
+                    return
         arr = np.asarray(value)
         if arr.dtype != var.dtype.np:
             arr = arr.astype(var.dtype.np)
