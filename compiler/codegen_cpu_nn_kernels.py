@@ -1,4 +1,5 @@
-"""Numba loops for convolution and pooling on the cpu target: NHWC values, HWIO filters.
+"""Numba loops for convolution and pooling on the cpu target (NHWC values, HWIO filters), and
+for the sparse softmax cross-entropy, row by row.
 
 This file is the source of the loops, never imported under its own name: codegen_cpu_nn copies
 it into the kernel cache ($SYMGRAPH_CACHE_DIR, under a name with its content hash) and imports
@@ -432,3 +433,31 @@ def avg_pool_grad(g, kh, kw, sh, sw, top, left, dx):
                     for s in range(s0, s1):
                         for k in range(c):
                             dx[n, r, s, k] += share[k]
+
+
+# ---- sparse softmax cross-entropy, row by row ------------------------------------------------
+
+
+@njit(**HELPER)
+def _row_max(x, r, k):
+    """The row's maximum, NaN if it holds one (as np.max)."""
+    m = x[r, 0]
+    for j in range(1, k):
+        v = x[r, j]
+        if v > m or v != v:
+            if m == m:
+                m = v
+    return m
+
+
+@njit(**FLAGS)
+def sparse_cross_entropy_rows(labels, x, loss):
+    """loss[r] = -log_softmax(x[r])[labels[r]], for x (rows, k), k >= 1, labels in range: the
+    sum of exp(x - max) in float64."""
+    rows, k = x.shape
+    for r in range(rows):
+        m = _row_max(x, r, k)
+        total = 0.0
+        for j in range(k):
+            total += np.exp(x[r, j] - m)
+        loss[r] = np.log(total) - (x[r, labels[r]] - m)

@@ -412,3 +412,35 @@ def test_tiles_on_threads_work_in_a_forked_child(monkeypatch):
             os.waitpid(pid, 0)
             pytest.fail("the forked child's convolution did not finish")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# ---- sparse cross-entropy rows ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [sg.float32, sg.float64])
+def test_sparse_cross_entropy_rows_match_the_reference_on_infinities_and_nan(dtype):
+    """The row loop: a row with -inf (its class costs inf), with +inf or NaN (NaN, as NumPy's),
+    large values (no overflow: the maximum is taken out first), one class; an out-of-range
+    label fails as on the reference device, naming the label."""
+    inf, nan = np.inf, np.nan
+    rows = np.array([[1, 2, 3], [-inf, 0, 1], [inf, 0, 1], [nan, 0, 1], [1000, 999, -1000],
+                     [-inf, -inf, -inf]], dtype.np)
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(dtype, [None, 3])
+        labels = sg.placeholder(sg.int32, [None])
+        one = sg.placeholder(dtype, [None, 1])
+        ops = [sg.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x),
+               sg.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[:2] * 0, logits=one)]
+        feed = {x: rows, labels: np.array([2, 0, 1, 1, 0, 2], np.int32),
+                one: np.array([[5], [-inf]], dtype.np)}
+        with np.errstate(all="ignore"):
+            want = sg.Session(graph=graph, device="reference").run(ops, feed)
+        cpu = sg.Session(graph=graph, device="cpu")
+        got = cpu.run(ops, feed)
+        in_kernels = [m.opdef.name for k in cpu.plan_for(ops, feed).kernels for m in k.members]
+        assert in_kernels.count("sparse_softmax_cross_entropy") == 2
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
+        feed[labels] = np.array([2, 0, 1, 3, 0, 2], np.int32)
+        with pytest.raises(sg.errors.InvalidArgumentError, match="label 3 is outside"):
+            cpu.run(ops[0], feed)
