@@ -117,14 +117,19 @@ def _make_tile(rows_max: int, vectors: int, lanes: int):
             after_load = builder.block
             builder.branch(outer_check)
 
-            builder.position_at_end(outer_check)
-            q = builder.phi(_I64)
-            q.add_incoming(ir.Constant(_I64, 0), after_load)
-            outer_sums = []
-            for k in range(rows_max * vectors):
-                phi = builder.phi(vector)
-                phi.add_incoming(sums[k], after_load)
-                outer_sums.append(phi)
+            def header(at, entry, entering):
+                """A loop's counter (from 0) and sums (from `entering`), as phis at `at`."""
+                builder.position_at_end(at)
+                counter = builder.phi(_I64)
+                counter.add_incoming(ir.Constant(_I64, 0), entry)
+                phis = []
+                for value in entering:
+                    phi = builder.phi(vector)
+                    phi.add_incoming(value, entry)
+                    phis.append(phi)
+                return counter, phis
+
+            q, outer_sums = header(outer_check, after_load, sums)
             builder.cbranch(builder.icmp_signed("<", q, n_outer), outer_body, done)
 
             builder.position_at_end(outer_body)
@@ -132,14 +137,7 @@ def _make_tile(rows_max: int, vectors: int, lanes: int):
             b_q = builder.gep(b, [builder.mul(q, b_outer)])
             builder.branch(inner_check)
 
-            builder.position_at_end(inner_check)
-            m = builder.phi(_I64)
-            m.add_incoming(ir.Constant(_I64, 0), outer_body)
-            inner_sums = []
-            for k in range(rows_max * vectors):
-                phi = builder.phi(vector)
-                phi.add_incoming(outer_sums[k], outer_body)
-                inner_sums.append(phi)
+            m, inner_sums = header(inner_check, outer_body, outer_sums)
             builder.cbranch(builder.icmp_signed("<", m, n_inner), inner_body, outer_latch)
 
             builder.position_at_end(inner_body)

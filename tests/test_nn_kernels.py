@@ -82,6 +82,19 @@ def test_cnn_training_runs_in_kernels_and_matches_the_reference():
         assert executor.fallbacks == fallbacks, "a conv/pool kernel refused its inputs"
 
 
+def _split_everything(monkeypatch, threshold: str) -> list[int]:
+    """Sets codegen_cpu_nn's `threshold` to 0, so that all such work runs in parts on threads,
+    and returns the list to which each split adds its total (skips on one core)."""
+    if codegen_cpu_threads.thread_budget() < 2:
+        pytest.skip("one core: nothing runs in parts here")
+    monkeypatch.setattr(codegen_cpu_nn, threshold, 0)
+    parts: list[int] = []
+    run_in_parts = codegen_cpu_nn.run_in_parts
+    monkeypatch.setattr(codegen_cpu_nn, "run_in_parts",
+                        lambda fn, total: (parts.append(total), run_in_parts(fn, total))[1])
+    return parts
+
+
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("ksize,padding,stride", [(3, "SAME", 1), (2, "SAME", 1),
                                                    (2, "VALID", 1), (2, "SAME", 2),
@@ -93,14 +106,7 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(
     image take the loops' four-tap path (_max_of_four, and _scatter_four where windows never
     overlap); the others, and every window of 3x3, the general one. Split: the two images
     run on two threads (by_images), as big pools do."""
-    if split:
-        if codegen_cpu_threads.thread_budget() < 2:
-            pytest.skip("one core: pooling never runs in parts here")
-        monkeypatch.setattr(codegen_cpu_nn, "SPLIT_MIN", 0)
-        parts: list[int] = []
-        run_in_parts = codegen_cpu_nn.run_in_parts
-        monkeypatch.setattr(codegen_cpu_nn, "run_in_parts",
-                            lambda fn, total: (parts.append(total), run_in_parts(fn, total))[1])
+    parts = _split_everything(monkeypatch, "SPLIT_MIN") if split else []
     x_val = np.array([[1, 1, 0], [1, -np.inf, 2], [np.nan, 2, 2]], np.float32)[None, :, :, None]
     x_val = np.concatenate([x_val, np.full_like(x_val, -np.inf)])
     attrs = {"ksize": (ksize, ksize), "strides": (stride, stride), "padding": padding}
@@ -274,17 +280,10 @@ def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_t
     """float32 convolutions into whole vectors of outputs run in the register tiles (forward,
     filter gradient, and the input gradient at stride 1 into whole vectors of input
     channels), split over the thread budget for big work, and give the reference's values."""
-    if on_threads:
-        if codegen_cpu_threads.thread_budget() < 2:
-            pytest.skip("one core: the tiles never run in parts here")
-        monkeypatch.setattr(codegen_cpu_nn, "TILE_PARALLEL_MIN", 0)
+    parts = _split_everything(monkeypatch, "TILE_PARALLEL_MIN") if on_threads else []
     used: list[str] = []
     load = codegen_cpu_nn._load
     monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
-    parts: list[int] = []
-    run_in_parts = codegen_cpu_nn.run_in_parts
-    monkeypatch.setattr(codegen_cpu_nn, "run_in_parts",
-                        lambda fn, total: (parts.append(total), run_in_parts(fn, total))[1])
     with sg.Graph().as_default() as graph:
         fetches, feed = _tiled_case(*case)
         want = sg.Session(graph=graph, device="reference").run(fetches, feed)
