@@ -596,3 +596,65 @@ def test_a_variable_written_twice_keeps_its_relative_assignments(graph):
     reference, cpu = run_both([second], runs=2)
     assert_same(reference, cpu)
     np.testing.assert_array_equal(cpu[-1][0], [2.0, 3.0])
+
+
+
+def _readers_of(program: Program, node: Node) -> list[str]:
+    return [n.opdef.name for n in program.graph.nodes if any(t.node is node for t in n.inputs)]
+
+
+def _assignment_of(program: Program, name: str) -> Node:
+    (node,) = [n for n in program.graph.nodes
+               if n.opdef.name == "assign" and n.inputs[0].node.name == name]
+    return node
+
+
+def test_a_reader_of_an_assignment_reads_the_assigned_value(graph):
+    # an optimizer's shape: the slot's next value feeds the weight's update
+    m = sg.Variable(np.array([1.0, 2.0]), name="m")
+    w = sg.Variable(np.array([3.0, 4.0]), name="w")
+    g = sg.placeholder(sg.float64, [2], name="g")
+    m_t = m.assign(m * 0.5 + g)
+    delta = m_t * 0.25
+    step = w.assign_sub(delta)
+    program = passes.forward_assigned_values(
+        passes.expand_relative_assignments(program_of([step])))
+    assign_m = _assignment_of(program, "m")
+    assert _readers_of(program, assign_m) == []
+    (product,) = [n for n in program.graph.nodes if n.name == delta.node.name]
+    assert product.inputs[0].node is assign_m.inputs[1].node  # m * 0.5 + g itself
+    assert_stands_for(program, product, delta)
+    assert program.anchors == (assign_m,)  # the write still runs
+    assert assign_m.id in live_nodes(program.roots)
+    assert passes.eliminate_dead_code(program).anchors[0].opdef.name == "assign"
+    reference, cpu = run_both([step, m], {g: [2.0, 4.0]}, runs=3)
+    assert_same(reference, cpu)
+    np.testing.assert_array_equal(cpu[-1][1], [3.25, 6.5])  # m as the third run began
+
+
+def test_an_assignment_only_a_fetch_reads_through_still_runs(graph):
+    v = sg.Variable(np.array([1.0, 2.0]), name="v")
+    doubled = v.assign(v + 1.0) * 2.0
+    program = pipeline.optimize(program_of([doubled]))
+    assert _readers_of(program, _assignment_of(program, "v")) == []
+    reference, cpu = run_both([doubled, v], runs=2)
+    assert_same(reference, cpu)
+    np.testing.assert_array_equal(cpu[-1][0], [6.0, 8.0])
+    np.testing.assert_array_equal(cpu[-1][1], [2.0, 3.0])  # the first run's write happened
+
+
+@pytest.mark.parametrize("second", ["assignment", "read_value"])
+def test_a_variable_named_twice_keeps_the_readers_of_its_assignment(graph, second):
+    # another op naming v could see the order of the write and the reader: nothing changes
+    v = sg.Variable(np.array([1.0, 2.0]), name="v")
+    first = v.assign(v * 3.0)
+    after = first + 1.0
+    with sg.control_dependencies([after]):
+        other = v.assign(v * 0.5) if second == "assignment" else v.read_value() * 1.0
+    program = passes.forward_assigned_values(program_of([after, other]))
+    assert _readers_of(program, _assignment_of(program, "v") if second == "read_value"
+                       else [n for n in program.graph.nodes if n.opdef.name == "assign"][0]) \
+        == ["add"]
+    assert program.anchors == ()
+    reference, cpu = run_both([after, other], runs=2)
+    assert_same(reference, cpu)
