@@ -7,7 +7,6 @@ or removed while live.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -258,7 +257,7 @@ def _relu_pool(node: Node, inputs: list[Tensor], readers: dict[int, set[int]]) -
     return None
 
 
-# ---- assignments ---------------------------------------------------------------------------------
+# ---- relative assignments ------------------------------------------------------------------------
 WRITERS = (ASSIGN, ASSIGN_ADD, ASSIGN_SUB)
 
 
@@ -282,40 +281,3 @@ def expand_relative_assignments(program: Program) -> Program:
         return make_node(ASSIGN, [var, value], {}, node)
 
     return rebuild(program, rewrite)
-
-
-def forward_assigned_values(program: Program) -> Program:
-    """A reader of assign(v, x)'s output reads x itself, the same value, and the assignment
-    stays as one of the program's anchors. Then an optimizer's slot updates and the weight
-    update that reads them fuse into one kernel: Adam's m, v and weight go in one pass over
-    their arrays, not two (W1: 5-8% off the step).
-
-    Only where no other op names v (no second assignment, no read_variable): a reader then
-    cannot tell whether the write happened before it, and the value it reads is the same."""
-    names: dict[str, int] = {}
-    for node in program.graph.nodes:
-        for i in node.opdef.ref_inputs:
-            name = node.inputs[i].node.name
-            names[name] = names.get(name, 0) + 1
-    anchors: dict[int, Node] = {}
-
-    def forwards(t: Tensor) -> bool:
-        node = t.node
-        return node.opdef is ASSIGN and names.get(node.inputs[0].node.name) == 1 \
-            and _same_type(node.inputs[1], node)
-
-    def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
-        refs = node.opdef.ref_inputs
-        if not any(forwards(t) for i, t in enumerate(inputs) if i not in refs):
-            return None
-        new = list(inputs)
-        for i, t in enumerate(inputs):
-            if i not in refs and forwards(t):
-                anchors[t.node.id] = t.node
-                new[i] = t.node.inputs[1]
-        return make_node(node.opdef, new, dict(node.attrs), node)
-
-    rebuilt = rebuild(program, rewrite)
-    kept = {n.id for n in rebuilt.anchors}
-    extra = tuple(n for n in anchors.values() if n.id not in kept)
-    return replace(rebuilt, anchors=rebuilt.anchors + extra)

@@ -15,7 +15,6 @@ from symgraph.graph import Graph, Node
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
 PASSES = (
     passes.expand_relative_assignments,
-    passes.forward_assigned_values,
     passes.simplify,
     passes.fold_constants,
     passes.eliminate_common_subexpressions,
@@ -91,7 +90,7 @@ def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
     if target != "reference":
         program = optimize(program)
     feed_ids = {n.id for n in program.inputs if n is not None}
-    nodes = schedule(program.roots, feed_ids)
+    nodes = schedule(program.outputs, feed_ids)
     unfed = unfed_placeholders(nodes)
     compiled = target != "reference" and not unfed
     steps, pairs = fuse(nodes, program, target) if compiled else (nodes, [])

@@ -20,21 +20,13 @@ from symgraph.registry import OpDef, TensorType
 class Program:
     """graph: a private graph; outputs: one node per fetch, in the caller's order; inputs: one
     placeholder per feed, in the caller's order (None where the fetches do not need that feed);
-    origin: for each node id of `graph`, the user's node it stands for (errors name that one);
-    anchors: effects that must run though no output depends on them any more (assignments whose
-    readers a pass made read the assigned value instead: passes.forward_assigned_values).
+    origin: for each node id of `graph`, the user's node it stands for (errors name that one).
     """
 
     graph: Graph
     outputs: tuple[Node, ...]
     inputs: tuple[Node | None, ...]
     origin: dict[int, Node]
-    anchors: tuple[Node, ...] = ()
-
-    @property
-    def roots(self) -> tuple[Node, ...]:
-        """What the program must compute: its outputs, then its anchors."""
-        return self.outputs + self.anchors
 
     def user_node(self, node: Node) -> Node:
         """The node of the user's graph that `node` computes (itself if it is not from here)."""
@@ -91,7 +83,7 @@ def rebuild(program: Program, rewrite: Rewrite | None = None) -> Program:
     rebuilt; what it returns replaces the node for every consumer. Dead nodes are dropped.
     """
     src = program.graph
-    live = live_nodes(program.roots)
+    live = live_nodes(program.outputs)
     dst = Graph()
     dst.seed = src.seed
     mapping: dict[int, Node] = {}
@@ -105,8 +97,7 @@ def rebuild(program: Program, rewrite: Rewrite | None = None) -> Program:
             origin.setdefault(mapping[node.id].id, program.user_node(node))
     return Program(dst, tuple(mapping[n.id] for n in program.outputs),
                    tuple(None if n is None or n.id not in live else mapping[n.id]
-                         for n in program.inputs), origin,
-                   tuple(mapping[n.id] for n in program.anchors))
+                         for n in program.inputs), origin)
 
 
 def _copy_order(nodes: Sequence[Node], live: set[int]) -> list[Node]:

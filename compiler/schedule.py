@@ -38,27 +38,9 @@ def schedule(fetches: Sequence[Node], feeds: set[int]) -> list[Node]:
     Creation order also fixes the order of state ops: a variable's tensor is read before any
     assignment (an assignment is created after its variable), and `read_value()` reads after
     its control dependencies. Reading every variable first keeps that true.
-
-    Scalars computed from leaves alone (an optimizer's step size from its beta powers, a decayed
-    learning rate) come right after the leaves: a fused loop runs at its first member's place,
-    so a scalar computed later could not join it (Adam's slot and weight updates would be
-    three loops instead of one where the gradient is itself a loop).
     """
-    nodes = sorted(needed_nodes(fetches, feeds), key=lambda n: n.id)
-    early: set[int] = set()
-    for n in nodes:
-        if n.id not in feeds and (is_leaf(n) or _is_scalar_of(n, early)):
-            early.add(n.id)
-    return sorted((n for n in nodes if n.id not in feeds),
-                  key=lambda n: (not is_leaf(n), n.id not in early, n.id))
-
-
-def _is_scalar_of(node: Node, early: set[int]) -> bool:
-    """A pure scalar whose inputs are all in `early`."""
-    op = node.opdef
-    return (op.effect is None and op.numpy is not None and op.has_output
-            and not node.control_inputs and node.shape.rank == 0
-            and all(t.node.id in early for t in node.inputs))
+    return sorted((n for n in needed_nodes(fetches, feeds) if n.id not in feeds),
+                  key=lambda n: (not is_leaf(n), n.id))
 
 
 def step_inputs(step: Any) -> tuple[int, ...]:
