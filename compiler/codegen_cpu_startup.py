@@ -11,13 +11,24 @@ full collection later costs ~0 instead of ~40 ms. Reference counting frees froze
 always; what freezing costs is that an object alive at that moment which later becomes
 garbage only through a reference cycle is never freed: at most what the program held when its
 first cpu plan compiled. SYMGRAPH_GC_FREEZE=0 leaves the collector alone.
+
+Where SciPy is installed, loading those registries also imports scipy.linalg: Numba's arraymath
+asks at import whether SciPy's BLAS is there, for a flag that only np.correlate and np.convolve
+read when a function using them is typed. With SciPy 1.17 that import took ~0.2 s of W1's warm
+first step. No symgraph kernel calls BLAS from Numba, so the question is put off
+(_defer_blas_check): the flag answers it, the same way, when first read. W1's warm first step
+with SciPy installed: 0.42-0.51 -> 0.32-0.35 s (`benchmarks/run.py --first-step w1 cpu`).
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
+import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 _lock = threading.Lock()
 _done = False
@@ -37,10 +48,63 @@ def start_numba() -> None:
         try:
             from numba.core.registry import cpu_target
 
-            cpu_target.target_context.refresh()  # what Numba's first compile or load does
+            with _defer_blas_check():
+                cpu_target.target_context.refresh()  # what Numba's first compile or load does
             if freeze:
                 gc.freeze()
         finally:
             if paused:
                 gc.enable()
         _done = True
+
+
+class _BlasFound:
+    """Numba's arraymath._HAVE_BLAS, decided on first read as Numba decides it at import:
+    whether its ensure_blas() (which imports scipy.linalg.cython_blas) succeeds."""
+
+    def __init__(self, ensure_blas: Callable[[], None]) -> None:
+        self._ensure_blas = ensure_blas
+        self._found: bool | None = None
+
+    def __bool__(self) -> bool:
+        if self._found is None:
+            try:
+                self._ensure_blas()
+                self._found = True
+            except ImportError:
+                self._found = False
+        return self._found
+
+
+@contextmanager
+def _defer_blas_check() -> Iterator[None]:
+    """While Numba's arraymath is first imported on this thread, its BLAS check finds nothing;
+    then its flag becomes a _BlasFound. Other threads, and a Numba laid out otherwise, see no
+    change."""
+    linalg = None
+    if "numba.np.arraymath" not in sys.modules:
+        try:
+            linalg = importlib.import_module("numba.np.linalg")
+        except ImportError:
+            linalg = None
+    ensure_blas = getattr(linalg, "ensure_blas", None)
+    if ensure_blas is None:
+        yield
+        return
+    caller = threading.get_ident()
+
+    def not_now() -> None:
+        if threading.get_ident() == caller:
+            raise ImportError("SciPy's BLAS check put off by symgraph")
+        ensure_blas()
+
+    linalg.ensure_blas = not_now
+    try:
+        yield
+    finally:
+        linalg.ensure_blas = ensure_blas
+        arraymath = sys.modules.get("numba.np.arraymath")
+        if arraymath is not None and getattr(arraymath, "ensure_blas", None) is not_now:
+            arraymath.ensure_blas = ensure_blas
+            if getattr(arraymath, "_HAVE_BLAS", None) is False:
+                arraymath._HAVE_BLAS = _BlasFound(ensure_blas)

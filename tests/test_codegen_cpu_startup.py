@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,3 +54,54 @@ def test_numba_objects_are_frozen_and_the_collector_left_as_it_was(case, tmp_pat
         assert out["frozen"] == 0
     else:
         assert out["frozen"] > 50_000  # Numba's modules and registries, among the rest
+
+
+BLAS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import symgraph as sg
+    x = sg.placeholder(sg.float32, [None, 3])
+    value = sg.Session().run(sg.reduce_sum(x * 2.0), {x: np.ones((2, 3), np.float32)})
+    at_start = "scipy.linalg.cython_blas" in sys.modules
+    import numba.np.arraymath as arraymath
+    found = bool(arraymath._HAVE_BLAS)  # Numba's own question, asked now
+    print(json.dumps({"value": float(value), "at_start": at_start, "found": found,
+                      "after": "scipy.linalg.cython_blas" in sys.modules}))
+""")
+
+
+@pytest.mark.parametrize("blas", [False, True])
+def test_numbas_blas_check_waits_for_its_first_reader(blas, tmp_path):
+    """Start-up does not import SciPy's BLAS (~0.2 s); Numba's flag still answers as Numba
+    would have: True where SciPy has cython_blas, else False (a stand-in SciPy, with or
+    without it, shadows whatever SciPy is installed)."""
+    fake = tmp_path / "site"
+    (fake / "scipy" / "linalg").mkdir(parents=True)
+    (fake / "scipy" / "__init__.py").write_text('__version__ = "1.17.1"\n')
+    if blas:
+        (fake / "scipy" / "linalg" / "__init__.py").write_text("")
+        (fake / "scipy" / "linalg" / "cython_blas.py").write_text("")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(REPO)]),
+               SYMGRAPH_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["value"] == 12.0
+    assert not out["at_start"]
+    assert out["found"] is blas and out["after"] is blas
+
+
+def test_numba_code_using_correlate_still_compiles():
+    """np.correlate reads the flag when typed (SciPy's BLAS where found, else a loop)."""
+    from numba import njit
+
+    from compiler.codegen_cpu_startup import start_numba
+
+    start_numba()
+
+    @njit(cache=False)
+    def correlate(a, b):
+        return np.correlate(a, b)
+
+    np.testing.assert_allclose(correlate(np.arange(4.0), np.ones(2)), [1.0, 3.0, 5.0])
