@@ -185,6 +185,23 @@ def conv_filter_grad_tiles(xp, hp, wp, c, g, sh, sw, dw, height, first, last):
                    min(height, run - m), 1 if n > 0 else 0, o, height == ROWS)
 
 
+@njit(**FLAGS)
+def conv_filter_grad_images(xp, hp, wp, c, g, sh, sw, dw, height, first, last):
+    """conv_filter_grad_tiles' sums over the images from `first` to `last` only, every tile:
+    the caller splits the images over threads, each into a dw of its own, and adds them."""
+    nb, oh, ow, o = g.shape
+    run = dw.shape[1] * c  # kw c
+    xa, ga, da = xp.ctypes.data, g.ctypes.data, dw.ctypes.data
+    blocks = (run + height - 1) // height
+    for t in range(dw.shape[0] * blocks):
+        a = t // blocks
+        m = (t % blocks) * height
+        for n in range(first, last):
+            _tiles(xa + 4 * ((n * hp + a) * wp * c + m), 1, sh * wp * c, sw * c, oh, ow,
+                   ga + 4 * (n * oh * ow * o), ow * o, o, da + 4 * ((a * run + m) * o), o,
+                   min(height, run - m), 1 if n > first else 0, o, height == ROWS)
+
+
 @njit(**HELPER)
 def _wins(v, m):
     """Whether tap value v replaces the running maximum m: greater, or the first NaN."""

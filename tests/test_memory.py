@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
-from compiler import codegen_cpu_tiles, schedule
+from compiler import codegen_cpu_nn, codegen_cpu_threads, codegen_cpu_tiles, schedule
 from compiler.memory import check_fits, plan_memory
 from compiler.schedule import in_place_updates
 from symgraph.graph import Node
@@ -114,6 +114,29 @@ def test_convolution_temporaries_are_counted(tiled):
     # were freed once the filter gradient took them
     assert train.live_after[-1] <= image + 2 * 3 * 3 * 4 * outputs * 4
 
+
+
+def test_a_filter_gradient_split_by_images_counts_the_other_threads_sums(monkeypatch):
+    """Split by images, a tiled filter gradient sums each other thread's images into a dw of
+    its own while it runs (codegen_cpu_nn._filter_grad_parts)."""
+    if codegen_cpu_threads.thread_budget() < 2:
+        pytest.skip("one core: nothing runs in parts here")
+    with sg.Graph().as_default() as g:
+        x = sg.placeholder(sg.float32, [None, 8, 8, 4], name="x")
+        k = sg.Variable(np.ones((3, 3, 4, 16), np.float32), name="k")
+        loss = sg.reduce_sum(sg.square(sg.nn.conv2d(x, k, 1, "SAME")))
+        grad = sg.gradients(loss, [k])[0]
+    sess = sg.Session(graph=g, device="cpu")
+    plan = sess.plan_for(grad, {x: np.zeros((2, 8, 8, 4), np.float32)})
+    kernel = next(s for s in plan.steps
+                  if "conv2d_filter_grad" in [m.opdef.name for m in getattr(s, "members", ())])
+    node = kernel.members[0]
+    concrete = {t.node.id: tuple(2 if d is None else d for d in t.shape.dims)
+                for t in node.inputs}
+    alone = codegen_cpu_nn.temporaries(kernel, concrete.get)
+    monkeypatch.setattr(codegen_cpu_nn, "SPLIT_MIN", 0)
+    split = codegen_cpu_nn.temporaries(kernel, concrete.get)
+    assert split.during - alone.during == 3 * 3 * 4 * 16 * 4  # one more dw, float32
 
 def test_every_value_a_step_makes_is_dropped_once():
     """plan.free_after: each value a step makes and no fetch keeps is dropped exactly once,

@@ -279,7 +279,8 @@ class _LoopSpy:
 def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_threads):
     """float32 convolutions into whole vectors of outputs run in the register tiles (forward,
     filter gradient, and the input gradient at stride 1 into whole vectors of input
-    channels), split over the thread budget for big work, and give the reference's values."""
+    channels), split over the thread budget for big work (the filter gradient by images, into
+    a dw per thread, added: 3 images split 1 + 2), and give the reference's values."""
     parts = _split_everything(monkeypatch, "TILE_PARALLEL_MIN") if on_threads else []
     used: list[str] = []
     load = codegen_cpu_nn._load
@@ -291,7 +292,10 @@ def test_register_tiled_convolutions_match_the_reference(monkeypatch, case, on_t
     # the input gradient is the forward's tiles at stride 1, into whole vectors of channels
     input_tiled = case[7] == (1, 1) and case[3] % codegen_cpu_tiles.NARROW == 0
     assert used.count("conv_tiles") == 1 + input_tiled, used
-    assert used.count("conv_filter_grad_tiles") == 1, used
+    # on threads, the filter gradient sums each thread's images apart (whole images, a dw each)
+    by_images = on_threads and case[0] > 1
+    assert used.count("conv_filter_grad_images") == by_images, used
+    assert used.count("conv_filter_grad_tiles") == (not by_images), used
     assert ("col2im" in used) != input_tiled, used
     assert bool(parts) == on_threads
     for a, b in zip(got, want):
