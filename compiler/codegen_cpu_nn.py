@@ -372,8 +372,8 @@ def _filter_grad_parts(g_shape: tuple, taps: int) -> int:
     images or more. Each thread then reads only its own images' input and gradient, as the
     forward tiles and the pools split them: the other core never reads, and so never holds,
     lines that this one writes again the next step (on this machine, a write to a line the other
-    core holds cost ~17 ns in a slow spell; README, Benchmarks). W3 (side by side, one
-    process): 12.91 -> 12.63 ms for conv2's, 12.26 -> 12.05 ms more with conv1's."""
+    core holds cost ~17 ns in a slow spell; README, Benchmarks). W3, side by side in one
+    process: 12.83 -> 12.41 ms a step in quiet rounds, 18.25 -> 16.95 ms in slow ones."""
     images, size = g_shape[0], math.prod(g_shape)
     if images < 2 or thread_budget() < 2 or (size < SPLIT_MIN
                                              and size * taps < TILE_PARALLEL_MIN):
