@@ -404,7 +404,7 @@ def _conv2d_filter_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
             dw = np.empty(like.shape, dtype)
             c = x.shape[3]
             kh, run = like.shape[0], like.shape[1] * c  # a window row's (b, k) values
-            rows = codegen_cpu_tiles.height(run)
+            rows = codegen_cpu_tiles.height(run, codegen_cpu_tiles.FILTER_GRAD_STEP)
             count = _filter_grad_parts(g.shape, kh * run)
             if count > 1:  # by images, a dw each (see _filter_grad_parts)
                 by_images = _load(False).conv_filter_grad_images

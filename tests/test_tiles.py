@@ -76,3 +76,14 @@ def test_the_short_tile_is_taken_where_it_wastes_fewer_rows():
     assert SHORT < ROWS
     assert height(ROWS) == ROWS and height(2 * ROWS) == ROWS
     assert height(SHORT) == SHORT and height(4 * SHORT) == (SHORT if 4 * SHORT % ROWS else ROWS)
+
+
+def test_the_filter_gradient_takes_the_tall_tile_unless_one_short_tile_covers_it():
+    """Its steps cost more than their rows (codegen_cpu_tiles.FILTER_GRAD_STEP): W3's second
+    layer sums runs of 96 values, where 12 short tiles took 1.43x as long as 7 tall ones."""
+    from compiler.codegen_cpu_tiles import FILTER_GRAD_STEP, SHORT, height
+
+    assert height(3, FILTER_GRAD_STEP) == SHORT  # W3's first layer: a window row of 3 values
+    assert height(SHORT, FILTER_GRAD_STEP) == SHORT
+    assert height(12 * SHORT, FILTER_GRAD_STEP) == ROWS
+    assert height(2 * SHORT + 1, FILTER_GRAD_STEP) == ROWS
