@@ -80,16 +80,19 @@ class Kernel:
     merged: Merged | None = None  # see merge_leading: fn loops over reshaped values
     writes: tuple[int, ...] = ()
 
-    def function_for(self, args: Sequence[Any]) -> Any:
-        """The function to call on these input values: serial, or parallel for big work."""
+    def function_for(self, args: Sequence[Any], part: bool = False) -> Any:
+        """The function to call on these input values: serial, or parallel for big work.
+        `part`: the values are a block of the loop's (an epilogue's, compiler.epilogue), run
+        serially on the thread that made it, a flat loop's outputs shaped as the block."""
         fn = self.fn
-        if self.parallel is not None and args[self.size_slot].size >= PARALLEL_MIN \
-                and use_thread_budget():
+        if self.parallel is not None and not part and \
+                args[self.size_slot].size >= PARALLEL_MIN and use_thread_budget():
             fn = self.parallel
         if self.flat_shape is not None:
+            shape = np.shape(args[self.size_slot]) if part else self.flat_shape
             if self.writes:
-                return partial(_call_flat_writing, fn, self.flat_shape, self.writes)
-            return partial(_call_flat, fn, self.flat_shape)
+                return partial(_call_flat_writing, fn, shape, self.writes)
+            return partial(_call_flat, fn, shape)
         if self.merged is not None:
             return partial(_call_merged, fn, self.merged)
         return fn

@@ -303,7 +303,12 @@ def _pieces(n: int, image_bytes: int) -> list[tuple[int, int]]:
 def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     conv = _Conv(attrs, dtype)
 
-    def conv2d(source: np.ndarray, w: np.ndarray) -> tuple:
+    def conv2d(source: np.ndarray, w: np.ndarray,
+               then: Callable[[np.ndarray], Any] | None = None) -> tuple:
+        """`then(block)`, where given, is called on each block of y (a writable view of whole
+        output rows, (rows, 1, ow, o), or of whole images) as soon as it is computed, on the
+        thread that computed it: an epilogue's loop then reads it from that core's cache
+        (compiler.epilogue, in_place_products)."""
         # y[n, i, j, o] = sum over (a, b, c) of patch(x)[n, i, j, (a, b, c)] w[a, b, c, o]
         x, w = _input(source, dtype), _input(w, dtype)
         geometry = conv.geometry(x.shape, w.shape)
@@ -313,15 +318,26 @@ def _conv2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
             xp = conv.padded(x, w.shape, geometry)
             hp, wp = conv.padded_shape(w.shape, geometry)
             tiles, rows = _load(False).conv_tiles, codegen_cpu_tiles.height(y.shape[2])
-            in_parts(lambda first, last: tiles(xp, hp, wp, x.shape[3], w, *conv.strides, y,
-                                               rows, first, last),
-                     y.shape[0] * y.shape[1], y.size * w.shape[0] * w.shape[1] * x.shape[3])
+            blocks = y.reshape(y.shape[0] * y.shape[1], 1, *y.shape[2:])  # rows (n, i)
+
+            def part(first: int, last: int) -> None:
+                tiles(xp, hp, wp, x.shape[3], w, *conv.strides, y, rows, first, last)
+                if then is not None and first < last:
+                    then(blocks[first:last])
+
+            in_parts(part, y.shape[0] * y.shape[1],
+                     y.size * w.shape[0] * w.shape[1] * x.shape[3])
             if conv.patches is not None:  # the filter gradient reads the same padded input
                 conv.patches.put(source, xp)
             return (y,)
         filters, products = w.reshape(-1, o), y.reshape(-1, o)
-        cols = conv.im2col(x, w.shape, geometry,
-                           lambda rows, piece: np.matmul(piece, filters, out=products[rows]))
+
+        def gemm(rows: slice, piece: np.ndarray) -> None:  # a piece of whole images
+            np.matmul(piece, filters, out=products[rows])
+            if then is not None and products[rows].size:
+                then(products[rows].reshape(-1, *y.shape[1:]))
+
+        cols = conv.im2col(x, w.shape, geometry, gemm)
         if conv.patches is not None:
             conv.patches.put(source, cols)
         return (y,)

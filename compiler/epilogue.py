@@ -5,6 +5,12 @@ The product goes straight from BLAS into the fused loop, while it is still in ca
 becomes a value the executor stores, drops or lets a profile or a picture show apart: in a plan,
 `dense` is one step. Only a product that nothing else reads (not another step, not a fetch)
 is folded in; the elementwise kernel keeps its place, after every other value it reads.
+
+A convolution's loop goes further where it can (in_place_products): rendered to store its
+result into the product's own array, it runs on each block of output rows as soon as the
+convolution's thread has computed it, on that thread, while the block is in that core's cache,
+instead of over the whole product afterwards on the main thread. W3's first layer's bias and
+ReLU (64x28x28x32) read and wrote 6.4 MB from the shared cache in ~0.5 ms.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Epilogue:
     outputs: tuple[int, ...]
     members: tuple[Node, ...]
     producer: Any = None  # the product's step (a Node or a kernel): its temporaries count too
+    in_place: bool = False  # the loop's output is the product's array (in_place_products)
 
     def function_for(self, args: Sequence[Any]) -> Callable[..., tuple]:
         return self.fn
@@ -50,6 +57,33 @@ def _producer(step: Any) -> tuple[Callable[..., Any], int, str] | None:
         kernel = step
         return (lambda *a: kernel.fn(*a)[0]), step.outputs[0], kernel.name
     return None
+
+
+def in_place_products(group: Any, outputs: Sequence[Node], consumers: dict[int, list[Node]],
+                      keep: set[int], kernels: dict[int, Any]) -> list[tuple[Node, Node]]:
+    """The (convolution, output) pair whose product the group's loop may overwrite with its one
+    output, block by block on the convolution's threads (see the module doc), or none. The
+    convolution has a kernel of its own, the group is its only reader and is elementwise over
+    exactly the product's shape (rank 4, the same static dims and dtype), and every other
+    value it reads is a scalar or a vector along the channels (a bias), so that any block of
+    whole output rows is the loop over that block."""
+    if group.reductions or len(outputs) != 1:
+        return []
+    out = outputs[0]
+    inputs = group.inputs()
+    for node in inputs:
+        if (node.id not in kernels or node.opdef.name != "conv2d" or node.id in keep
+                or node.shape.rank != 4 or None in node.shape.dims[1:]
+                or out.shape != node.shape or group.shape != node.shape
+                or out.dtype != node.dtype
+                or any(c.id not in group.ids for c in consumers.get(node.id, ()))):
+            continue
+        channels = node.shape.dims[3]
+        if all(other is node or other.shape.rank == 0 or (
+                other.shape.rank == 1 and other.shape.dims[0] in (1, channels))
+               for other in inputs):
+            return [(node, out)]
+    return []
 
 
 def _is_fused_loop(step: Any) -> bool:
@@ -89,6 +123,9 @@ def _join(producer: Any, product: Callable[..., Any], value_id: int, name: str,
     # where each of the consumer's inputs comes from: the product (None) or an argument
     where = [None if v == value_id else len(head) + rest.index(v) for v in consumer.inputs]
     split = len(head)
+    members = tuple(producer.members) if hasattr(producer, "members") else (producer,)
+    if consumer.inputs.index(value_id) in getattr(consumer, "writes", ()):
+        return _join_in_place(producer, where, split, consumer, name, head, rest, members)
 
     def run(*args: Any) -> tuple:
         out = product(*args[:split])
@@ -98,6 +135,24 @@ def _join(producer: Any, product: Callable[..., Any], value_id: int, name: str,
         loop_args = [out if k is None else args[k] for k in where]
         return consumer.function_for(loop_args)(*loop_args)
 
-    members = tuple(producer.members) if hasattr(producer, "members") else (producer,)
     return Epilogue(f"{name}+{consumer.name}", run, tuple(head) + tuple(rest),
                     tuple(consumer.outputs), members + tuple(consumer.members), producer)
+
+
+def _join_in_place(producer: Any, where: list[int | None], split: int, consumer: Any,
+                   name: str, head: Sequence[int], rest: Sequence[int],
+                   members: tuple[Node, ...]) -> Epilogue:
+    """The convolution calls the loop on each block of its product (in_place_products); the
+    loop stores its output into the block, so the product, whole, is the output."""
+    convolve = producer.fn
+
+    def run(*args: Any) -> tuple:
+        def then(block: np.ndarray) -> None:
+            loop_args = [block if k is None else args[k] for k in where]
+            consumer.function_for(loop_args, part=True)(*loop_args)
+
+        return convolve(*args[:split], then=then)
+
+    return Epilogue(f"{name}+{consumer.name}", run, tuple(head) + tuple(rest),
+                    tuple(consumer.outputs), members + tuple(consumer.members), producer,
+                    in_place=True)

@@ -169,7 +169,8 @@ def _temporaries(step: Any, types: dict[int, TensorType], sizes: dict[int, int]
     producer = getattr(step, "producer", None)
     product = 0
     if producer is not None:  # an epilogue: the product lives while its loop runs
-        product = sizes.get(step.members[0].id, 0)
+        # (unless the loop's output is the product's array: compiler.epilogue)
+        product = 0 if getattr(step, "in_place", False) else sizes.get(step.members[0].id, 0)
         step = producer
     if isinstance(step, Node):
         return product, 0, None, False

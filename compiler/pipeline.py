@@ -58,18 +58,25 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
     kernel_at: dict[int, Any] = {}
     fused: set[int] = set()
     groups = fusion.find_groups(steps)
+    node_kernels: dict[int, Any] = {}
+    for node in steps:
+        kernel = compile_node(node)
+        if kernel is not None:
+            debug(1, f"kernel {kernel.name}: {node.opdef.name}")
+            node_kernels[node.id] = kernel
     in_place = fusion.in_place_updates(groups, steps)
     for group, pairs in zip(groups, in_place):
+        if target == "cpu":  # a convolution's epilogue computed into its product's blocks
+            from compiler.epilogue import in_place_products
+
+            pairs = pairs + in_place_products(group, group.outputs(consumers, keep),
+                                              consumers, keep, node_kernels)
         kernel = (compile_group(group, consumers, keep, pairs) if pairs
                   else compile_group(group, consumers, keep))
         debug(1, f"kernel {kernel.name}: " + " -> ".join(m.opdef.name for m in group.members))
         kernel_at[group.members[0].id] = kernel
         fused |= group.ids
-    for node in steps:
-        kernel = compile_node(node)
-        if kernel is not None:
-            debug(1, f"kernel {kernel.name}: {node.opdef.name}")
-            kernel_at[node.id] = kernel
+    kernel_at.update(node_kernels)
     compiled = [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]
     if target == "cpu":
         from compiler.epilogue import attach_epilogues

@@ -447,3 +447,66 @@ def test_sparse_cross_entropy_rows_match_the_reference_on_infinities_and_nan(dty
         feed[labels] = np.array([2, 0, 1, 3, 0, 2], np.int32)
         with pytest.raises(sg.errors.InvalidArgumentError, match="label 3 is outside"):
             cpu.run(ops[0], feed)
+
+
+
+EPILOGUES = {  # name: (epilogue of the convolution's product y, whether it runs in y's blocks)
+    "bias and relu": (lambda y, b, r: sg.nn.relu(y + b), True),
+    "scalars only (a flat loop)": (lambda y, b, r: sg.tanh(y) * 0.5, True),
+    "a second value of y's shape": (lambda y, b, r: sg.nn.relu(y + r), False),
+    "a reduction": (lambda y, b, r: sg.reduce_sum(sg.nn.relu(y + b), axis=3), False),
+}
+
+
+@pytest.mark.parametrize("on_threads", [False, True])
+@pytest.mark.parametrize("dtype,outputs", [(np.float32, codegen_cpu_tiles.WIDE),
+                                           (np.float32, 6), (np.float64, 4)],
+                         ids=["tiled", "im2col", "float64"])
+@pytest.mark.parametrize("epilogue", list(EPILOGUES))
+def test_a_convolution_runs_its_epilogue_in_its_own_blocks(monkeypatch, epilogue, dtype,
+                                                           outputs, on_threads):
+    """An elementwise loop that is the product's only reader, over exactly its shape, with
+    only scalars and channel vectors besides, is stored into the product's array block by
+    block as the convolution computes them (compiler.epilogue.in_place_products): each
+    thread's output rows for the tiles, each piece of images for im2col. Otherwise the loop
+    runs after the convolution, over the whole product. Values as the reference's, for a
+    static batch (the flat loop) and a dynamic one."""
+    from compiler import codegen_cpu
+
+    if on_threads:
+        _split_everything(monkeypatch, "TILE_PARALLEL_MIN")
+        monkeypatch.setattr(codegen_cpu_nn, "PIECE_BYTES", 1)  # im2col: a piece per image
+    blocks: list[tuple] = []
+    function_for = codegen_cpu.Kernel.function_for
+
+    def spy(self, args, part=False):
+        if part:
+            blocks.append(args[self.size_slot].shape)
+        return function_for(self, args, part)
+
+    monkeypatch.setattr(codegen_cpu.Kernel, "function_for", spy)
+    make, in_place = EPILOGUES[epilogue]
+    rng = np.random.default_rng(1)
+    for batch in (None, 3):
+        with sg.Graph().as_default() as graph:
+            x = sg.placeholder(dtype, [batch, 6, 7, codegen_cpu_nn.SHALLOW])  # im2col's pieces
+            k = sg.constant(rng.standard_normal((3, 3, codegen_cpu_nn.SHALLOW, outputs))
+                            .astype(dtype))
+            b = sg.constant(rng.standard_normal(outputs).astype(dtype))
+            r = sg.placeholder(dtype, [batch, 6, 7, outputs])
+            out = make(sg.nn.conv2d(x, k, 1, "SAME"), b, r)
+        feed = {x: rng.standard_normal((3, 6, 7, codegen_cpu_nn.SHALLOW)).astype(dtype),
+                r: rng.standard_normal((3, 6, 7, outputs)).astype(dtype)}
+        cpu = sg.Session(graph=graph, device="cpu")
+        (step,) = [s for s in cpu.plan_for(out, feed).steps if hasattr(s, "producer")]
+        assert step.in_place == in_place
+        blocks.clear()
+        got = cpu.run(out, feed)
+        want = sg.Session(graph=graph, device="reference").run(out, feed)
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-4 if dtype == np.float32 else 1e-12)  # 72 terms
+        tiled = dtype == np.float32 and outputs % codegen_cpu_tiles.NARROW == 0
+        count = (2 if tiled else 3) if on_threads else 1  # two threads' rows; three images
+        assert len(blocks) == (count if in_place else 0), blocks
+        if in_place:  # the blocks cover the product: 3 images of 6 rows
+            assert sum(np.prod(shape[:-2]) for shape in blocks) * 7 * outputs == got.size
