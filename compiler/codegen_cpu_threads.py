@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from compiler.codegen_cpu_fpenv import flush_mode, set_flush_mode
+
 _lock = threading.Lock()
 _threads: int | None = None  # the budget, found on first use
 _helpers: ThreadPoolExecutor | None = None  # Python threads for run_in_parts, made on first use
@@ -134,10 +136,20 @@ def run_in_parts(fn: Callable[[int, int], object], total: int) -> None:
             _helpers_pid = os.getpid()
         helpers = _helpers
     bounds = [total * k // parts for k in range(parts + 1)]
-    others: list[Future] = [helpers.submit(fn, bounds[k], bounds[k + 1])
+    mode = flush_mode()  # the caller's (a run flushes denormals: codegen_cpu_fpenv)
+    others: list[Future] = [helpers.submit(_in_mode, mode, fn, bounds[k], bounds[k + 1])
                             for k in range(1, parts)]
     try:
         fn(bounds[0], bounds[1])
     finally:
         for future in others:
             future.result()
+
+
+def _in_mode(mode: int | None, fn: Callable[[int, int], object], first: int, last: int) -> None:
+    """fn(first, last) on a helper thread with the caller's floating-point flush mode."""
+    old = set_flush_mode(mode)
+    try:
+        fn(first, last)
+    finally:
+        set_flush_mode(old)

@@ -42,7 +42,8 @@ class Session:
     """
 
     def __init__(self, target: str = "", graph: Graph | None = None, config: Any = None,
-                 device: str | None = None, check_numerics: bool | None = None) -> None:
+                 device: str | None = None, check_numerics: bool | None = None,
+                 flush_denormals: bool | None = None) -> None:
         if device is None:
             device = os.environ.get("SYMGRAPH_DEVICE", DEFAULT_DEVICE)
         if device not in DEVICES:
@@ -61,6 +62,10 @@ class Session:
         self._closed = False
         self.check_numerics = (debugging.check_numerics_enabled() if check_numerics is None
                                else bool(check_numerics))
+        # the cpu device runs with denormals flushed to zero, as TF1's kernels do (see
+        # compiler/codegen_cpu_fpenv.py); SYMGRAPH_FLUSH_DENORMALS=0 or False here: as NumPy
+        self.flush_denormals = (os.environ.get("SYMGRAPH_FLUSH_DENORMALS", "1") != "0"
+                                if flush_denormals is None else bool(flush_denormals))
 
     # -- context --------------------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -127,6 +132,11 @@ class Session:
                                                    self.device)
                 if self._device is not None:
                     values = self._device.run(plan, values, observers)
+                elif self.device == "cpu":
+                    from compiler.codegen_cpu_fpenv import flushing_denormals
+
+                    with flushing_denormals(self.flush_denormals):
+                        values = executor.run_steps(plan, values, self._store, observers)
                 else:
                     values = executor.run_steps(plan, values, self._store, observers)
             except OpError as e:
