@@ -18,6 +18,13 @@ read when a function using them is typed. With SciPy 1.17 that import took ~0.2 
 first step. No symgraph kernel calls BLAS from Numba, so the question is put off
 (_defer_blas_check): the flag answers it, the same way, when first read. W1's warm first step
 with SciPy installed: 0.42-0.51 -> 0.32-0.35 s (`benchmarks/run.py --first-step w1 cpu`).
+
+On Intel's AVX-512 processors LLVM's tuning prefers 256-bit vectors, and with it W2's fused
+loop (exp, tanh and a float64 sum) was left scalar (no ymm or zmm arithmetic in its code) on
+an Intel Xeon here: 12-14 ms a call on one thread against 8-9 ms vectorized. symgraph turns
+that preference off (`-prefer-256-bit` added to the host's features, which then generates the
+code LLVM generates for AMD's AVX-512 processors), unless NUMBA_CPU_NAME or NUMBA_CPU_FEATURES
+is set (_wide_vectors).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ def start_numba() -> None:
         if paused:
             gc.disable()  # nothing to collect among objects that all stay: frozen below
         try:
+            _wide_vectors()
             from numba.core.registry import cpu_target
 
             with _defer_blas_check():
@@ -56,6 +64,20 @@ def start_numba() -> None:
             if paused:
                 gc.enable()
         _done = True
+
+
+def _wide_vectors() -> None:
+    """Numba's target features: the host's, less LLVM's preference for 256-bit vectors on an
+    AVX-512 processor (module docstring); before Numba makes its target machine."""
+    from numba.core import config
+
+    if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return  # the user's choice (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES)
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):
+        config.CPU_FEATURES = features + ",-prefer-256-bit"
 
 
 class _BlasFound:

@@ -105,3 +105,39 @@ def test_numba_code_using_correlate_still_compiles():
         return np.correlate(a, b)
 
     np.testing.assert_allclose(correlate(np.arange(4.0), np.ones(2)), [1.0, 3.0, 5.0])
+
+
+FEATURES_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import symgraph as sg
+    from numba.core import config
+    x = sg.placeholder(sg.float32, [None])
+    sg.Session().run(sg.exp(x), {x: np.ones(3, np.float32)})
+    print(json.dumps({"features": config.CPU_FEATURES}))
+""")
+
+
+@pytest.mark.parametrize("user", [None, "+sse2"])
+def test_numba_targets_wide_vectors_on_avx512_unless_the_user_chose_features(user, tmp_path):
+    """-prefer-256-bit joins the host's features on an AVX-512 processor (LLVM's Intel tuning
+    left W2's loop scalar); NUMBA_CPU_FEATURES, when set, stands as it is."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    host = llvm.get_host_cpu_features().flatten()
+    env = dict(os.environ, PYTHONPATH=str(REPO), SYMGRAPH_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CPU_NAME", None)
+    env.pop("NUMBA_CPU_FEATURES", None)
+    if user is not None:
+        env["NUMBA_CPU_FEATURES"] = user
+    proc = subprocess.run([sys.executable, "-c", FEATURES_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    features = json.loads(proc.stdout.splitlines()[-1])["features"]
+    if user is not None:
+        assert features == user
+    elif "+avx512f" in host.split(","):
+        assert features == host + ",-prefer-256-bit"
+    else:
+        assert features is None

@@ -4,6 +4,7 @@ that float32 stays float32, and that the on-disk cache serves a second process."
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -124,6 +125,27 @@ def test_float32_kernels_compute_in_float32(tmp_path, monkeypatch):
         llvm = "\n".join(kernel.fn.inspect_llvm().values())
     assert "fmul" in llvm and " float " in llvm  # the real IR, with float32 arithmetic
     assert "fpext" not in llvm and " double " not in llvm
+
+
+def test_w2s_loop_vectorizes_on_avx512(tmp_path, monkeypatch):
+    """W2's loop, float64 sum included, runs on vectors of 8 float32 or more where the processor
+    has AVX-512: with LLVM's Intel tuning it was left at 4 (codegen_cpu_startup)."""
+    from compiler import cache, codegen_cpu_tiles
+
+    if codegen_cpu_tiles.LANES < 16:
+        pytest.skip("not an AVX-512 target")
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))  # compiled afresh: see above
+    monkeypatch.setattr(cache, "_memo", {})
+    x, a, b, _, y, g = w2()
+    sess = sg.Session(device="cpu")
+    feeds = {x: np.ones(8, np.float32), a: 1.0, b: 0.0}
+    sess.run([y, g], feeds)
+    (kernel,) = sess.plan_for([y, g], feeds).kernels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        llvm = "\n".join(kernel.fn.inspect_llvm().values())
+    lanes = [int(n) for n in re.findall(r"<(\d+) x float>", llvm)]
+    assert max(lanes, default=1) >= 8, sorted(set(lanes))
 
 
 SECOND_PROCESS = textwrap.dedent("""
