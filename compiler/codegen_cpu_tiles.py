@@ -189,18 +189,19 @@ tile_short_narrow = _make_tile(SHORT, 1, LANES)
 
 # What a step of the filter gradient's tiles costs beyond its rows, in rows: their rows are
 # consecutive values of one pixel and their sums run over an image row (a few pixels) at a
-# time, so a step costs more than its multiply-adds. Fitted on this machine (AVX-512, one
-# thread, 32 images): W3's second layer (a window row of 96 values) took 2.71 ms in 12 short
-# tiles and 1.9 ms in 7 tall ones (1.43x; the forward's own rule, fewest rows, took the short
-# ones), 192 values 7.1 against 5.2 ms, 3 values (W3's first layer) 0.35 against 0.40 ms.
+# time, so a step costs more than its multiply-adds. Fitted on an Intel Xeon (AVX-512, one
+# thread, 32 images; 2026-12-01): W3's second layer (a window row of 96 values) took 2.71 ms
+# in 12 short tiles and 1.9 ms in 7 tall ones (1.43x; the forward's own rule, fewest rows,
+# took the short ones), 192 values 7.1 against 5.2 ms, 3 values (W3's first layer) 0.35
+# against 0.40 ms.
 FILTER_GRAD_STEP = 3 * ROWS // 2
 
 
 def height(rows: int, step: int = 0) -> int:
     """The tile height (ROWS or SHORT) that covers `rows` at the least cost, a tile's step
     costing its height plus `step`: with no `step`, the fewest computed rows (the forward's
-    steps cost their multiply-adds: 64x14x14x32 -> 64 took 1.25 ms in one tall tile a row of
-    pixels, 1.41 in two short ones; 7 pixels 0.60 tall against 0.40 short)."""
+    steps cost their multiply-adds: on the same Xeon, 64x14x14x32 -> 64 took 1.25 ms in one
+    tall tile a row of pixels, 1.41 in two short ones; 7 pixels 0.60 tall, 0.40 short)."""
     def cost(h: int) -> int:
         return -(-rows // h) * (h + step)
     return SHORT if cost(SHORT) < cost(ROWS) else ROWS

@@ -252,6 +252,46 @@ def test_parallel_variants_only_where_threads_cannot_collide(monkeypatch):
         assert kernel.parallel.signatures, "the parallel variant did not run"
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_dimensional_loops_run_in_parts_on_threads(monkeypatch, dtype):
+    """A one-dimensional loop (a flat one too) whose outputs are elementwise or sums of all of
+    it gets a parts variant instead of a prange one (codegen_cpu.parts_of): each part computes
+    a run of elements in chunks (CHUNK) and returns its sums so far; the sums and values are
+    the reference's for sizes below, at and above a chunk, and for no elements."""
+    from compiler import codegen_cpu, codegen_cpu_threads
+
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(dtype, [None], name="x")
+        m = sg.placeholder(dtype, [4, 3], name="m")  # a static shape: the flat loop
+        y = sg.tanh(x * 2.0) + 1.0
+        fetches = [y, sg.reduce_sum(y), sg.reduce_sum(y * y, keepdims=True),
+                   sg.sigmoid(m) * 3.0]
+    cpu = sg.Session(graph=g, device="cpu")
+    reference = sg.Session(graph=g, device="reference")
+    steps = {0: 0}
+    kernels = cpu.plan_for(fetches, {x: np.ones(3, dtype), m: np.ones((4, 3), dtype)}).kernels
+    assert len(kernels) == 2 and all(k.parts is not None and k.parallel is None
+                                     for k in kernels)
+    if codegen_cpu_threads.thread_budget() < 2:
+        pytest.skip("one core: the parts never run on threads here")
+    monkeypatch.setattr(codegen_cpu, "PARALLEL_MIN", 0)
+    split = codegen_cpu.run_in_parts
+    monkeypatch.setattr(codegen_cpu, "run_in_parts",
+                        lambda fn, total: (steps.update({0: steps[0] + 1}), split(fn, total)))
+    rng = np.random.default_rng(0)
+    for size in (0, 5, codegen_cpu.CHUNK, 2 * codegen_cpu.CHUNK + 7):
+        feed = {x: rng.standard_normal(size).astype(dtype),
+                m: rng.standard_normal((4, 3)).astype(dtype)}
+        got, want = cpu.run(fetches, feed), reference.run(fetches, feed)
+        for g_, w_ in zip(got, want):
+            assert g_.shape == w_.shape and g_.dtype == w_.dtype
+            np.testing.assert_allclose(g_, w_, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-5 if dtype == np.float32 else 1e-12)
+    assert steps[0] == 8  # two kernels, four sizes: every run split
+    assert all(k.parts[0].signatures for k in kernels)
+
+
 def test_bias_add_and_activation_fuse_into_the_epilogue_of_matmul_and_conv():
     g = sg.Graph()
     with g.as_default():
