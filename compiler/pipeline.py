@@ -9,7 +9,13 @@ from compiler import passes
 from compiler.cache import debug
 from compiler.plan import Plan, describe
 from compiler.program import Program, extract
-from compiler.schedule import in_place_updates, lifetimes, schedule, unfed_placeholders
+from compiler.schedule import (
+    fold_assigns,
+    in_place_updates,
+    lifetimes,
+    schedule,
+    unfed_placeholders,
+)
 from symgraph.graph import Graph, Node
 
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
@@ -102,7 +108,8 @@ def compile_plan(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node],
     compiled = target != "reference" and not unfed
     steps, pairs = fuse(nodes, program, target) if compiled else (nodes, [])
     keep = {n.id for n in program.outputs}
+    updates, folded = fold_assigns(steps, in_place_updates(steps, pairs, keep))
     plan = Plan(program=program, steps=tuple(steps), free_after=lifetimes(steps, keep),
-                unfed=unfed, updates=in_place_updates(steps, pairs, keep))
+                unfed=unfed, updates=updates, folded=folded)
     debug(4, describe(plan))
     return plan

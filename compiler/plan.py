@@ -25,6 +25,7 @@ class Update:
     slots: tuple[int, ...]
     output: int
     reuse: bool
+    assign: int | None = None  # the variable's assign, which this step makes (fold_assigns)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Plan:
       free_after: for each step, the ids of values no later step needs (dropped after it).
       unfed: placeholders the steps need but no feed supplies (the run must fail, naming them).
       updates: for each step, the variables it updates in place (usually none).
+      folded: for each step, whether a step before it does its work (schedule.fold_assigns):
+        an unobserved run skips it.
     """
 
     program: Program
@@ -47,10 +50,13 @@ class Plan:
     free_after: tuple[tuple[int, ...], ...]
     unfed: tuple[Node, ...]
     updates: tuple[tuple[Update, ...], ...] = ()
+    folded: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.updates:  # one entry per step: the executor zips them with the steps
             object.__setattr__(self, "updates", ((),) * len(self.steps))
+        if not self.folded:
+            object.__setattr__(self, "folded", (False,) * len(self.steps))
 
     @property
     def kernels(self) -> list[Any]:

@@ -40,11 +40,14 @@ def run_steps(plan: Any, values: dict[int, Any], state: Any,
     with np.errstate(all="ignore"):  # inf and nan propagate as in TF1; no warnings per op
         if observers:
             return _run_observed(plan, values, state, observers)
-        for step, free, updates in zip(plan.steps, plan.free_after, plan.updates):
-            if isinstance(step, Node):
+        for step, free, updates, folded in zip(plan.steps, plan.free_after, plan.updates,
+                                               plan.folded):
+            if folded:  # an assign that the kernel step before it made (fold_assigns)
+                pass
+            elif isinstance(step, Node):
                 _run_node(step, values, state)
             else:
-                _run_kernel(step, values, state, updates)
+                _run_kernel(step, values, state, updates, fold=True)
             for value_id in free:
                 values.pop(value_id, None)
     return values
@@ -100,7 +103,9 @@ def evaluate_naming_errors(node: Node, args: list, state: Any) -> Any:
 
 
 def _run_kernel(kernel: Any, values: dict[int, Any], state: Any,
-                updates: Sequence[Any] = (), reuse: bool = True) -> None:
+                updates: Sequence[Any] = (), reuse: bool = True, fold: bool = False) -> None:
+    """Runs a kernel step; with `fold`, also the assigns folded into it (Update.assign): the
+    variable keeps the value computed into its array, as its assign would have it keep."""
     args = [values[i] for i in kernel.inputs]
     buffers = []
     for update in updates:  # compiler.plan.Update: the kernel writes the variable's array
@@ -119,6 +124,8 @@ def _run_kernel(kernel: Any, values: dict[int, Any], state: Any,
         fallbacks += 1
         for node in kernel.members:
             _run_node(node, values, state)
+        if fold:
+            _assign_folded(kernel, values, state, updates)
         return
     if buffers:
         outs = list(outs)
@@ -131,3 +138,16 @@ def _run_kernel(kernel: Any, values: dict[int, Any], state: Any,
         # assigned one keeps it without a copy (a fetch of one gets a copy instead)
         out.setflags(write=False)
         values[value_id] = out
+    if fold:
+        _assign_folded(kernel, values, state, updates)
+
+
+def _assign_folded(kernel: Any, values: dict[int, Any], state: Any,
+                   updates: Sequence[Any]) -> None:
+    """What the assigns folded into a kernel step do (schedule.fold_assigns): the variable
+    keeps the value, which is also the assign's own value."""
+    for update in updates:
+        if update.assign is not None:
+            value = values[kernel.outputs[update.output]]
+            state.write(update.var, value)
+            values[update.assign] = value

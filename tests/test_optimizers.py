@@ -420,6 +420,54 @@ def test_cpu_updates_weights_and_slots_in_their_own_buffers(name, problem):
             assert len(loop.fn.signatures) == 1, (loop.name, loop.fn.signatures)
 
 
+@pytest.mark.parametrize("name", sorted(IN_PLACE_OPTIMIZERS))
+def test_the_assigns_of_in_place_updates_are_made_by_their_kernel_steps(monkeypatch, name):
+    """An assign right after the kernel step that computed its value in place is folded into
+    that step (schedule.fold_assigns): a plain run skips it as a step of its own; a traced
+    run still runs it as one, and a kernel that falls back to its nodes still assigns. The
+    variables follow the reference's, step after step."""
+    from compiler import codegen_cpu
+    from runtime import executor
+
+    w, b, loss = build_problem()
+    train = IN_PLACE_OPTIMIZERS[name]().minimize(loss)
+    state = [v for v in sg.global_variables() if v.shape.rank]  # weights and slots
+    cpu, ref = sg.Session(device="cpu"), sg.Session(device="reference")
+    for sess in (cpu, ref):
+        sess.run(sg.global_variables_initializer())
+    plan = cpu.plan_for(train)
+    folded = [s for s, f in zip(plan.steps, plan.folded) if f]
+    assert len(folded) == len(state) and all(s.opdef.name == "assign" for s in folded)
+    assert {u.assign for ups in plan.updates for u in ups} - {None} == {s.id for s in folded}
+
+    def check():
+        for got, want in zip(cpu.run(state), ref.run(state)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+    cpu.run(train)
+    ref.run(train)
+    check()
+    metadata = sg.RunMetadata()  # traced: every step runs, the assigns too
+    cpu.run(train, options=sg.RunOptions(trace_level=sg.RunOptions.FULL_TRACE),
+            run_metadata=metadata)
+    ref.run(train)
+    assert sum(st.ops == ("assign",) for st in metadata.step_stats) >= len(folded)
+    check()
+    function_for = codegen_cpu.Kernel.function_for
+
+    def refuse(self, args, part=False):  # as a loop does when run-time shapes do not fit
+        if self.writes:
+            raise ValueError("refused")
+        return function_for(self, args, part)
+
+    monkeypatch.setattr(codegen_cpu.Kernel, "function_for", refuse)
+    before = executor.fallbacks
+    cpu.run(train)
+    ref.run(train)
+    assert executor.fallbacks > before
+    check()
+
+
 def test_in_place_updates_compile_no_more_kernels():
     """The in-place form replaces the allocating form: a training step of a small MLP compiles
     as many kernels as before (9 loops for Adam, 9 for Momentum, measured before the change),
