@@ -6,11 +6,12 @@ becomes a value the executor stores, drops or lets a profile or a picture show a
 `dense` is one step. Only a product that nothing else reads (not another step, not a fetch)
 is folded in; the elementwise kernel keeps its place, after every other value it reads.
 
-A convolution's loop goes further where it can (in_place_products): rendered to store its
-result into the product's own array, it runs on each block of output rows as soon as the
-convolution's thread has computed it, on that thread, while the block is in that core's cache,
-instead of over the whole product afterwards on the main thread. W3's first layer's bias and
-ReLU (64x28x28x32) read and wrote 6.4 MB from the shared cache in ~0.5 ms.
+Where it can (in_place_products), the loop goes further: rendered to store its result into
+the product's own array, it runs on blocks of rows. A convolution calls it on each block of
+output rows as soon as its thread has computed it, on that thread, while the block is in that
+core's cache, instead of over the whole product afterwards on the main thread (W3's first
+layer's bias and ReLU, 64x28x28x32, read and wrote 6.4 MB from the shared cache in ~0.5 ms);
+a matrix product's rows are split over the threads after the GEMM.
 """
 
 from __future__ import annotations
@@ -61,24 +62,26 @@ def _producer(step: Any) -> tuple[Callable[..., Any], int, str] | None:
 
 def in_place_products(group: Any, outputs: Sequence[Node], consumers: dict[int, list[Node]],
                       keep: set[int], kernels: dict[int, Any]) -> list[tuple[Node, Node]]:
-    """The (convolution, output) pair whose product the group's loop may overwrite with its one
-    output, block by block on the convolution's threads (see the module doc), or none. The
-    convolution has a kernel of its own, the group is its only reader and is elementwise over
-    exactly the product's shape (rank 4, the same static dims and dtype), and every other
-    value it reads is a scalar or a vector along the channels (a bias), so that any block of
-    whole output rows is the loop over that block."""
+    """The (product, output) pair whose product the group's loop may overwrite with its one
+    output, block by block (see the module doc), or none. The product is a convolution with a
+    kernel of its own (rank 4), or a matrix product (rank 2, BLAS); the group is its only
+    reader and is elementwise over exactly its shape (the same static dims and dtype); every
+    other value it reads is a scalar or a vector along the last axis (a bias), so that any
+    block of whole rows is the loop over that block."""
     if group.reductions or len(outputs) != 1:
         return []
     out = outputs[0]
     inputs = group.inputs()
     for node in inputs:
-        if (node.id not in kernels or node.opdef.name != "conv2d" or node.id in keep
-                or node.shape.rank != 4 or None in node.shape.dims[1:]
+        rank = {"conv2d": 4, "matmul": 2}.get(node.opdef.name)
+        if (rank is None or (node.opdef.name == "conv2d") != (node.id in kernels)
+                or node.id in keep or node.shape.rank != rank or None in node.shape.dims[1:]
+                or not node.dtype.is_floating
                 or out.shape != node.shape or group.shape != node.shape
                 or out.dtype != node.dtype
                 or any(c.id not in group.ids for c in consumers.get(node.id, ()))):
             continue
-        channels = node.shape.dims[3]
+        channels = node.shape.dims[-1]
         if all(other is node or other.shape.rank == 0 or (
                 other.shape.rank == 1 and other.shape.dims[0] in (1, channels))
                for other in inputs):
@@ -142,16 +145,31 @@ def _join(producer: Any, product: Callable[..., Any], value_id: int, name: str,
 def _join_in_place(producer: Any, where: list[int | None], split: int, consumer: Any,
                    name: str, head: Sequence[int], rest: Sequence[int],
                    members: tuple[Node, ...]) -> Epilogue:
-    """The convolution calls the loop on each block of its product (in_place_products); the
-    loop stores its output into the block, so the product, whole, is the output."""
-    convolve = producer.fn
+    """The loop runs on each block of the product (in_place_products) and stores its output
+    into the block, so the product, whole, is the output: a convolution calls it on each block
+    as soon as it has computed it; a matrix product's rows are split into parts on the thread
+    budget from SPLIT_MIN values (W4's bias and ReLU over 10000x512 took ~3.3 ms on the main
+    thread after each GEMM)."""
+    def loop(block: np.ndarray, args: tuple) -> None:
+        loop_args = [block if k is None else args[k] for k in where]
+        consumer.function_for(loop_args, part=True)(*loop_args)
 
-    def run(*args: Any) -> tuple:
-        def then(block: np.ndarray) -> None:
-            loop_args = [block if k is None else args[k] for k in where]
-            consumer.function_for(loop_args, part=True)(*loop_args)
+    if isinstance(producer, Node):  # BLAS
+        from compiler.codegen_cpu_nn import by_images
 
-        return convolve(*args[:split], then=then)
+        op, attrs, dtype = producer.opdef.numpy, dict(producer.attrs), producer.dtype.np
+
+        def run(*args: Any) -> tuple:
+            out = np.asarray(op(*args[:split], **attrs), dtype=dtype)
+            if not (out.flags.owndata and out.flags.writeable and out.flags.c_contiguous):
+                out = np.array(out, order="C")  # a new array of its own, to store into
+            by_images(lambda first, last: loop(out[first:last], args), out.shape[0], out.size)
+            return (out,)
+    else:
+        convolve = producer.fn
+
+        def run(*args: Any) -> tuple:
+            return convolve(*args[:split], then=lambda block: loop(block, args))
 
     return Epilogue(f"{name}+{consumer.name}", run, tuple(head) + tuple(rest),
                     tuple(consumer.outputs), members + tuple(consumer.members), producer,

@@ -321,6 +321,51 @@ def test_bias_add_and_activation_fuse_into_the_epilogue_of_matmul_and_conv():
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("on_threads", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_matrix_products_epilogue_runs_in_place_in_blocks_of_rows(monkeypatch, dtype,
+                                                                     on_threads):
+    """relu(x @ w + b) alone: the loop stores into the product, on blocks of rows split over
+    the thread budget from SPLIT_MIN values (compiler.epilogue.in_place_products). With a
+    second output (the mask a training step keeps) it runs after, over the whole product."""
+    from compiler import codegen_cpu, codegen_cpu_nn, codegen_cpu_threads
+
+    if on_threads:
+        if codegen_cpu_threads.thread_budget() < 2:
+            pytest.skip("one core: nothing runs in parts here")
+        monkeypatch.setattr(codegen_cpu_nn, "SPLIT_MIN", 0)
+    blocks: list[tuple] = []
+    function_for = codegen_cpu.Kernel.function_for
+
+    def spy(self, args, part=False):
+        if part:
+            blocks.append(args[self.size_slot].shape)
+        return function_for(self, args, part)
+
+    monkeypatch.setattr(codegen_cpu.Kernel, "function_for", spy)
+    rng = np.random.default_rng(2)
+    with sg.Graph().as_default() as graph:
+        x = sg.placeholder(dtype, [None, 6])
+        h = sg.matmul(x, rng.standard_normal((6, 5)).astype(dtype)) \
+            + rng.standard_normal(5).astype(dtype)
+        alone = sg.nn.relu(h)
+        h2 = sg.matmul(x, rng.standard_normal((6, 5)).astype(dtype)) + 1.0
+        pair = [sg.nn.relu(h2), h2 > 0]
+    feed = {x: rng.standard_normal((7, 6)).astype(dtype)}
+    cpu, reference = sg.Session(graph=graph, device="cpu"), sg.Session(graph=graph,
+                                                                     device="reference")
+    for fetches, in_place in ((alone, True), (pair, False)):
+        (step,) = [s for s in cpu.plan_for(fetches, feed).steps if hasattr(s, "producer")]
+        assert step.in_place == in_place
+        blocks.clear()
+        got, want = cpu.run([fetches], feed)[0], reference.run([fetches], feed)[0]
+        for g_, w_ in zip(got if isinstance(got, list) else [got],
+                          want if isinstance(want, list) else [want]):
+            np.testing.assert_allclose(g_, w_, rtol=1e-5, atol=1e-5)
+        rows = sorted(b[0] for b in blocks)  # 7 rows: two threads take 3 and 4
+        assert rows == (([3, 4] if on_threads else [7]) if in_place else [])
+
+
 def test_updates_of_one_static_shape_share_one_kernel_whatever_the_rank():
     """A loop over values of one static shape (and scalars) runs over the raveled values, so
     the same update of a matrix, a 4-d filter and a bias compiles once; strided values, BLAS
