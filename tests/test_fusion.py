@@ -324,25 +324,18 @@ def test_bias_add_and_activation_fuse_into_the_epilogue_of_matmul_and_conv():
 @pytest.mark.parametrize("on_threads", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_matrix_products_epilogue_runs_in_place_in_blocks_of_rows(monkeypatch, dtype,
-                                                                     on_threads):
+                                                                     on_threads,
+                                                                     epilogue_blocks):
     """relu(x @ w + b) alone: the loop stores into the product, on blocks of rows split over
     the thread budget from SPLIT_MIN values (compiler.epilogue.in_place_products). With a
     second output (the mask a training step keeps) it runs after, over the whole product."""
-    from compiler import codegen_cpu, codegen_cpu_nn, codegen_cpu_threads
+    from compiler import codegen_cpu_nn, codegen_cpu_threads
 
     if on_threads:
         if codegen_cpu_threads.thread_budget() < 2:
             pytest.skip("one core: nothing runs in parts here")
         monkeypatch.setattr(codegen_cpu_nn, "SPLIT_MIN", 0)
-    blocks: list[tuple] = []
-    function_for = codegen_cpu.Kernel.function_for
-
-    def spy(self, args, part=False):
-        if part:
-            blocks.append(args[self.size_slot].shape)
-        return function_for(self, args, part)
-
-    monkeypatch.setattr(codegen_cpu.Kernel, "function_for", spy)
+    blocks = epilogue_blocks
     rng = np.random.default_rng(2)
     with sg.Graph().as_default() as graph:
         x = sg.placeholder(dtype, [None, 6])

@@ -464,27 +464,18 @@ EPILOGUES = {  # name: (epilogue of the convolution's product y, whether it runs
                          ids=["tiled", "im2col", "float64"])
 @pytest.mark.parametrize("epilogue", list(EPILOGUES))
 def test_a_convolution_runs_its_epilogue_in_its_own_blocks(monkeypatch, epilogue, dtype,
-                                                           outputs, on_threads):
+                                                           outputs, on_threads,
+                                                           epilogue_blocks):
     """An elementwise loop that is the product's only reader, over exactly its shape, with
     only scalars and channel vectors besides, is stored into the product's array block by
     block as the convolution computes them (compiler.epilogue.in_place_products): each
     thread's output rows for the tiles, each piece of images for im2col. Otherwise the loop
     runs after the convolution, over the whole product. Values as the reference's, for a
     static batch (the flat loop) and a dynamic one."""
-    from compiler import codegen_cpu
-
     if on_threads:
         _split_everything(monkeypatch, "TILE_PARALLEL_MIN")
         monkeypatch.setattr(codegen_cpu_nn, "PIECE_BYTES", 1)  # im2col: a piece per image
-    blocks: list[tuple] = []
-    function_for = codegen_cpu.Kernel.function_for
-
-    def spy(self, args, part=False):
-        if part:
-            blocks.append(args[self.size_slot].shape)
-        return function_for(self, args, part)
-
-    monkeypatch.setattr(codegen_cpu.Kernel, "function_for", spy)
+    blocks = epilogue_blocks
     make, in_place = EPILOGUES[epilogue]
     rng = np.random.default_rng(1)
     for batch in (None, 3):
