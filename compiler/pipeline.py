@@ -72,7 +72,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
             node_kernels[node.id] = kernel
     in_place = fusion.in_place_updates(groups, steps)
     for group, pairs in zip(groups, in_place):
-        if target == "cpu":  # a convolution's epilogue computed into its product's blocks
+        if target == "cpu":  # an epilogue that stores into its product (conv, matmul)
             from compiler.epilogue import in_place_products
 
             pairs = pairs + in_place_products(group, group.outputs(consumers, keep),
