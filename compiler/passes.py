@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.program import Program, make_node, rebuild
+from compiler.program import Program, live_nodes, make_node, rebuild
 from symgraph.dtypes import DType
 from symgraph.graph import Node, Tensor
 from symgraph.ops import elementwise as ew
@@ -281,3 +281,60 @@ def expand_relative_assignments(program: Program) -> Program:
         return make_node(ASSIGN, [var, value], {}, node)
 
     return rebuild(program, rewrite)
+
+
+def forward_assigned_values(program: Program) -> Program:
+    """A fusable node that reads an assignment's output reads the assigned value instead (the
+    output is that value: TF1's `m_t = m.assign(...)`), so an optimizer's update of a weight
+    joins the loop that updates its slots (Adam: one pass over w, m and v instead of two). The
+    assignment must still run whenever those readers do: it becomes a control input of the
+    first non-fusable nodes downstream of them (the weight's own assignment). An assignment
+    whose fusable readers lead to a fetched fusable node keeps them: a control input there
+    would cost that node its loop."""
+    from compiler.fusion import is_elementwise, is_reduction
+
+    live = live_nodes(program.outputs)
+    nodes = [n for n in program.graph.nodes if n.id in live]
+    fetched = {n.id for n in program.outputs}
+    consumers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for t in node.inputs:
+            consumers.setdefault(t.node.id, []).append(node)
+
+    def fusable(node: Node) -> bool:
+        return is_elementwise(node) or is_reduction(node)
+
+    forwarded: set[int] = set()  # assignments whose fusable readers read their value
+    controls: dict[int, list[Node]] = {}
+    for node in nodes:
+        if node.opdef is not ASSIGN or node.inputs[1].shape != node.shape:
+            continue
+        readers = [c for c in consumers.get(node.id, ()) if fusable(c)]
+        anchors: dict[int, Node] = {}
+        todo, seen = list(readers), set()
+        while todo:
+            n = todo.pop()
+            if n.id in seen:
+                continue
+            seen.add(n.id)
+            if n.id in fetched:
+                anchors[n.id] = n
+            for c in consumers.get(n.id, ()):
+                if fusable(c):
+                    todo.append(c)
+                else:
+                    anchors[c.id] = c
+        if not readers or any(fusable(a) for a in anchors.values()):
+            continue
+        forwarded.add(node.id)
+        for anchor in anchors.values():
+            controls.setdefault(anchor.id, []).append(node)
+
+    def rewrite(node: Node, inputs: list[Tensor]) -> Tensor | None:
+        if not fusable(node) or not any(t.node.id in forwarded for t in node.inputs):
+            return None
+        routed = [new.node.inputs[1] if old.node.id in forwarded else new
+                  for old, new in zip(node.inputs, inputs)]
+        return make_node(node.opdef, routed, node.attrs, node)
+
+    return rebuild(program, rewrite, controls)

@@ -21,6 +21,7 @@ from symgraph.graph import Graph, Node
 # The optimizing passes, in order. The reference device runs none: it is the oracle.
 PASSES = (
     passes.expand_relative_assignments,
+    passes.forward_assigned_values,
     passes.simplify,
     passes.fold_constants,
     passes.eliminate_common_subexpressions,

@@ -76,11 +76,14 @@ def extract(graph: Graph, fetches: Sequence[Node], feeds: Sequence[Node]) -> Pro
                    tuple(mapping.get(n.id) for n in feeds), origin)
 
 
-def rebuild(program: Program, rewrite: Rewrite | None = None) -> Program:
+def rebuild(program: Program, rewrite: Rewrite | None = None,
+            controls: dict[int, Sequence[Node]] | None = None) -> Program:
     """A new Program with the live nodes copied in order, each offered to `rewrite` first.
 
     A rewrite is offered only nodes without control inputs, whose data inputs it gets already
-    rebuilt; what it returns replaces the node for every consumer. Dead nodes are dropped.
+    rebuilt; what it returns replaces the node for every consumer. `controls` adds control
+    inputs (nodes of the old graph) to the copies of some nodes (by old id); those nodes are
+    copied, not offered. Dead nodes are dropped.
     """
     src = program.graph
     live = live_nodes(program.outputs)
@@ -91,9 +94,11 @@ def rebuild(program: Program, rewrite: Rewrite | None = None) -> Program:
     with dst.as_default():
         for node in _copy_order(src.nodes, live):
             new = None
-            if rewrite is not None and not node.control_inputs:
+            extra = tuple(mapping[c.id] for c in (controls or {}).get(node.id, ()))
+            if rewrite is not None and not node.control_inputs and not extra:
                 new = rewrite(node, [mapping[t.node.id].output for t in node.inputs])
-            mapping[node.id] = new.node if isinstance(new, Tensor) else _copy(dst, node, mapping)
+            mapping[node.id] = new.node if isinstance(new, Tensor) \
+                else _copy(dst, node, mapping, extra)
             origin.setdefault(mapping[node.id].id, program.user_node(node))
     return Program(dst, tuple(mapping[n.id] for n in program.outputs),
                    tuple(None if n is None or n.id not in live else mapping[n.id]
@@ -108,11 +113,12 @@ def _copy_order(nodes: Sequence[Node], live: set[int]) -> list[Node]:
         [n for n in chosen if n.opdef is not VARIABLE]
 
 
-def _copy(dst: Graph, node: Node, mapping: dict[int, Node]) -> Node:
+def _copy(dst: Graph, node: Node, mapping: dict[int, Node], extra: tuple[Node, ...] = ()
+          ) -> Node:
     name = node.name + "/" if node.opdef is VARIABLE else node.name
     return dst.create_node(node.opdef, tuple(mapping[t.node.id].output for t in node.inputs),
                            node.attrs, name, TensorType(node.dtype, node.shape), node.location,
-                           tuple(mapping[c.id] for c in node.control_inputs))
+                           tuple(mapping[c.id] for c in node.control_inputs) + extra)
 
 
 def make_node(opdef: OpDef, inputs: Sequence[Tensor], attrs: dict, like: Node) -> Tensor:

@@ -33,15 +33,31 @@ def is_leaf(node: Node) -> bool:
 
 
 def schedule(fetches: Sequence[Node], feeds: set[int]) -> list[Node]:
-    """The nodes to compute: leaves first, then the rest in creation order (a topological order:
-    inputs are always created first).
+    """The nodes to compute: leaves first, then scalars computed from leaves alone, then the rest
+    in creation order (a topological order: inputs are always created first).
 
     Creation order also fixes the order of state ops: a variable's tensor is read before any
     assignment (an assignment is created after its variable), and `read_value()` reads after
-    its control dependencies. Reading every variable first keeps that true.
+    its control dependencies. Reading every variable first keeps that true. The early scalars
+    (Adam's lr_t, from its beta powers) are then ready before any loop that reads them starts,
+    so an update may join a loop that began before the update's own scalars were created.
     """
-    return sorted((n for n in needed_nodes(fetches, feeds) if n.id not in feeds),
-                  key=lambda n: (not is_leaf(n), n.id))
+    needed = [n for n in needed_nodes(fetches, feeds) if n.id not in feeds]
+    early: set[int] = set()
+    for n in sorted(needed, key=lambda n: n.id):
+        if _is_early_scalar(n, early, feeds):
+            early.add(n.id)
+    return sorted(needed, key=lambda n: (not is_leaf(n), n.id not in early, n.id))
+
+
+def _is_early_scalar(node: Node, early: set[int], feeds: set[int]) -> bool:
+    """A pure scalar whose inputs are all leaves (fed or not) or early scalars."""
+    op = node.opdef
+    return (op.effect is None and op.numpy is not None and op.has_output
+            and not node.control_inputs and node.shape.is_fully_defined()
+            and node.shape.num_elements() == 1
+            and all(t.node.id in early or t.node.id in feeds or is_leaf(t.node)
+                    for t in node.inputs))
 
 
 def step_inputs(step: Any) -> tuple[int, ...]:

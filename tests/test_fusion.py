@@ -471,7 +471,7 @@ def test_an_update_is_rendered_in_place_and_only_that_way():
         for slot in kernel.writes:
             assert f"a{slot}[i0] = " in source and f"x{slot} = a{slot}[i0]" in source
         assert "np.empty" not in source  # every output of these loops is in place
-    assert len(set(updated.values())) == 2  # m and v in one loop, then w
+    assert len(set(updated.values())) == 1  # m, v and w in one loop (forward_assigned_values)
     for _ in range(2):
         sess.run(train)
 

@@ -596,3 +596,47 @@ def test_a_variable_written_twice_keeps_its_relative_assignments(graph):
     reference, cpu = run_both([second], runs=2)
     assert_same(reference, cpu)
     np.testing.assert_array_equal(cpu[-1][0], [2.0, 3.0])
+
+
+# ---- an assignment's readers read the assigned value -------------------------------------------
+
+
+def _momentum_step():
+    """TF1's MomentumOptimizer's update: the weight's step reads the slot's assignment."""
+    w = sg.Variable(np.array([1.0, 2.0, 3.0]), name="w")
+    m = sg.Variable(np.array([0.5, 0.0, -0.5]), name="m")
+    g = sg.placeholder(sg.float64, [3], name="g")
+    m_t = m.assign(m * 0.9 + g)
+    return w, m, g, m_t, w.assign_sub(0.1 * m_t)
+
+
+def test_an_assignments_fusable_readers_read_its_value_and_it_runs_before_the_next_write(graph):
+    w, m, g, m_t, step = _momentum_step()
+    program = passes.forward_assigned_values(
+        passes.expand_relative_assignments(program_of([step])))
+    of_user = {program.user_node(n): n for n in program.graph.nodes if n.opdef.name == "assign"}
+    slot, weight = of_user[m_t.node], of_user[step.node]
+    scaled = weight.inputs[1].node.inputs[1].node  # w - 0.1 * (m * 0.9 + g)
+    assert scaled.opdef.name == "multiply" and scaled.inputs[1].node is slot.inputs[1].node
+    assert not any(t.node is slot for n in program.graph.nodes for t in n.inputs)
+    assert weight.control_inputs == (slot,)  # the slot's write still runs with the weight's
+    assert program.user_node(scaled) is step.node.inputs[1].node  # errors name the user's node
+    feeds = {g: np.array([1.0, -1.0, 2.0])}
+    reference, cpu = run_both([step, m], feeds, runs=3)
+    assert_same(reference, cpu)
+    np.testing.assert_allclose(cpu[0][0], [0.855, 2.1, 2.845])
+
+
+def test_an_assignment_read_by_a_fetched_fusable_node_keeps_its_reader(graph):
+    """A control input would cost the fetched node its loop: the reader keeps the assignment's
+    output, which still makes the assignment run when only the reader is fetched."""
+    w, m, g, m_t, step = _momentum_step()
+    doubled = m_t * 2.0
+    program = passes.forward_assigned_values(program_of([doubled]))
+    (slot,) = [n for n in program.graph.nodes if n.opdef.name == "assign"]
+    assert program.outputs[0].inputs[0].node is slot
+    feeds = {g: np.array([1.0, -1.0, 2.0])}
+    reference, cpu = run_both([doubled, m], feeds, runs=2)
+    assert_same(reference, cpu)
+    np.testing.assert_allclose(cpu[1][1], [1.45, -1.0, 1.55])  # the first run updated m
+    np.testing.assert_allclose(cpu[1][0], [4.61, -3.8, 6.79])
