@@ -108,8 +108,10 @@ _EXP_P = (F(1.9875691500e-4), F(1.3981999507e-3), F(8.3334519073e-3), F(4.166579
 _LOG_P = (F(7.0376836292e-2), F(-1.1514610310e-1), F(1.1676998740e-1), F(-1.2420140846e-1),
           F(1.4249322787e-1), F(-1.6668057665e-1), F(2.0000714765e-1), F(-2.4999993993e-1),
           F(3.3333331174e-1))
-_TANH_P = (F(-5.70498872745e-3), F(2.06390887954e-2), F(-5.37397155531e-2),
-           F(1.33314422036e-1), F(-3.33332819422e-1))
+# tanh x = x + x^3 P(x^2) on [0, 1]: fitted to tanh's relative error (least squares on Chebyshev
+# nodes, reweighted toward minimax): 1.06 ulp at most, in float32 arithmetic
+_TANH_P = (F(-3.552978e-4), F(2.2902356e-3), F(-7.930675e-3), F(2.1476055e-2), F(-5.3876076e-2),
+           F(1.3332283e-1), F(-3.3333293e-1))
 _SQRT_HALF, _HALF, _ONE, _TWO, _ZERO = F(0.707106781186547524), F(0.5), F(1), F(2), F(0)
 _INF, _NAN, _TWO23 = F(np.inf), F(np.nan), F(2.0 ** 23)
 
@@ -162,13 +164,19 @@ def log_f32(x):
 
 @_inline
 def tanh_f32(x):
-    """tanh for float32: 1 - 2 / (e^2|x| + 1) for |x| > 0.625, a polynomial below."""
+    """tanh for float32: 1 - 2 e / (1 + e) with e = e^-2|x| for |x| > 1, a polynomial below.
+    e is e^-|x| squared: the e^-|x| that a sigmoid of the same x computes (its template's), so
+    a loop that takes both computes one exponential, not two (W2: 4.66 -> 4.14 ms). The
+    polynomial reaches up to 1, where e's error (e^-|x|'s, doubled) weighs little on the
+    result: at most 1.2 ulp over the float32 range."""
     a = abs(x)
-    big = _ONE - _TWO / (exp_f32(a + a) + _ONE)
+    e = exp_f32(-a)
+    e = e * e
+    big = _ONE - (e + e) / (_ONE + e)
     big = -big if x < _ZERO else big
     z = x * x
     p = _TANH_P[0]
     for c in _TANH_P[1:]:
         p = p * z + c
     small = p * z * x + x
-    return big if a > F(0.625) else small
+    return big if a > _ONE else small
