@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compiler.codegen_cpu_startup import load_cached, load_registries
 from symgraph.files import write_atomically
 
 _memo: dict[str, Any] = {}
@@ -166,7 +167,8 @@ def _tolerate_corrupt_entries(fn: Any, name: str) -> None:
     """Numba's own cache files beside a kernel (an index and the machine code, pickled by
     Numba) may be truncated or corrupt (a full disk, a crash, a hand edit). Numba would raise
     on the first call; instead such an entry counts as a miss: the kernel compiles again and
-    Numba's next save replaces the files."""
+    Numba's next save replaces the files. Entries load without Numba's registries
+    (codegen_cpu_startup.load_cached)."""
     numba_cache = getattr(fn, "_cache", None)
     if numba_cache is None or not hasattr(numba_cache, "load_overload"):
         return
@@ -174,10 +176,11 @@ def _tolerate_corrupt_entries(fn: Any, name: str) -> None:
 
     def load_overload(sig: Any, target_context: Any) -> Any:
         try:
-            return load(sig, target_context)
+            return load_cached(numba_cache, load, sig, target_context)
         except Exception as e:  # noqa: BLE001 - whatever a damaged file makes unpickling raise
             debug(2, f"cache miss: {name} (Numba's cache entry is unreadable: "
                      f"{type(e).__name__}): compiling again")
+            load_registries()
             return None
 
     def save_overload(sig: Any, data: Any) -> None:

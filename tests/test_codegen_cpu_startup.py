@@ -56,6 +56,36 @@ def test_numba_objects_are_frozen_and_the_collector_left_as_it_was(case, tmp_pat
         assert out["frozen"] > 50_000  # Numba's modules and registries, among the rest
 
 
+WARM_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import symgraph as sg
+    from compiler import codegen_cpu_startup
+    x = sg.placeholder(sg.float32, [None, 3])
+    y = sg.reduce_sum(sg.nn.relu(x) * 2.0) + sg.reduce_sum(sg.matmul(x, sg.transpose(x)))
+    w = sg.Variable(np.ones((1024, 2048), np.float32))
+    halve = w.assign(w - w * 0.5)  # in place, from PARALLEL_MIN values: Numba's threads
+    sess = sg.Session()
+    sess.run(w.initializer)
+    value = sess.run(y, {x: np.ones((200, 3), np.float32)})
+    halved = sess.run(halve)
+    print(json.dumps({"value": float(value), "halved": float(halved.sum()),
+                      "registries": codegen_cpu_startup._registries_loaded}))
+""")
+
+
+def test_a_process_whose_kernels_are_all_cached_never_loads_numbas_registries(tmp_path):
+    """They load before the first compile (~0.13 s); cached machine code runs without them,
+    on Numba's runtime alone (np.empty inside a kernel)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), SYMGRAPH_CACHE_DIR=str(tmp_path))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", WARM_SCRIPT], env=env,
+                                      capture_output=True, text=True, timeout=300,
+                                      check=True).stdout.splitlines()[-1]) for _ in range(2)]
+    assert [r["value"] for r in runs] == [1200.0 + 3 * 200 * 200] * 2
+    assert [r["halved"] for r in runs] == [1024 * 2048 * 0.5] * 2
+    assert [r["registries"] for r in runs] == [True, False]
+
+
 BLAS_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
