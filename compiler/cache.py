@@ -142,9 +142,10 @@ def load_module(name: str, source: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
-        for attr in dir(module):  # the kernel and, for cuda, its reduction and finish kernels
-            if attr.startswith(name):
-                _tolerate_corrupt_entries(getattr(module, attr), attr)
+        for attr in dir(module):  # the kernels it defines (a fused loop's variants, for cuda
+            fn = getattr(module, attr)  # its reduction and finish kernels, the nn loops)
+            if getattr(getattr(fn, "py_func", None), "__module__", None) == module_name:
+                _tolerate_corrupt_entries(fn, attr)
         _memo[name] = module
         return module
 
