@@ -15,7 +15,8 @@ first cpu plan compiled. SYMGRAPH_GC_FREEZE=0 leaves the collector alone.
 The registries load only before the first kernel that must compile (load_registries): Numba's
 cache loads them before it loads any compiled code, which never uses them, so symgraph's kernel
 cache loads that code without them (load_cached). A process whose kernels are all cached skips
-them: W1's warm first step 0.44-0.47 -> 0.33-0.38 s, W3's ~0.50 -> 0.42 s.
+them: warm first steps in `make bench` (SciPy installed) W1 0.40-0.58 -> 0.23-0.31 s, W3 ~0.50
+-> 0.30-0.33 s.
 
 Where SciPy is installed, loading those registries also imports scipy.linalg: Numba's arraymath
 asks at import whether SciPy's BLAS is there, for a flag that only np.correlate and np.convolve
