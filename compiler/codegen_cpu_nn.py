@@ -474,6 +474,13 @@ class _Pool:
                                     self.padding)
         return (x_shape[0], oh, ow, x_shape[3]), (*self.ksize, *self.strides, top, left)
 
+    @staticmethod
+    def four(x_shape: tuple, shape: tuple, args: tuple) -> bool:
+        """Whether every window is 2x2 of stride 2 inside the image (the loops' max_pool_four;
+        `shape` and `args` from self.args): no padding before, the last window ends inside."""
+        return (tuple(args) == (2, 2, 2, 2, 0, 0) and 2 * shape[1] <= x_shape[1]
+                and 2 * shape[2] <= x_shape[2])
+
 
 def _max_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
     pool = _Pool(attrs, dtype)
@@ -482,14 +489,25 @@ def _max_pool2d(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
         x = _input(source, dtype)
         shape, args = pool.args(x.shape)
         y = np.empty(shape, dtype)
+        four = pool.four(x.shape, shape, args)
         if pool.winners is None:
-            run = _load(False).max_pool
-            by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b]), x.shape[0], x.size)
+            if four:
+                run_four = _load(False).max_pool_four
+                by_images(lambda a, b: run_four(x[a:b], y[a:b], None), x.shape[0], x.size)
+            else:
+                run = _load(False).max_pool
+                by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b]), x.shape[0],
+                          x.size)
         else:  # the gradient of the same input follows: hand it the winning taps
             winners = np.empty(shape, np.uint8)
-            run = _load(False).max_pool_winners
-            by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b], winners[a:b]),
-                      x.shape[0], x.size)
+            if four:
+                run_four = _load(False).max_pool_four
+                by_images(lambda a, b: run_four(x[a:b], y[a:b], winners[a:b]), x.shape[0],
+                          x.size)
+            else:
+                run = _load(False).max_pool_winners
+                by_images(lambda a, b: run(x[a:b], *args, pool.neg_inf, y[a:b], winners[a:b]),
+                          x.shape[0], x.size)
             pool.winners.put(source, winners)
         return (y,)
 
@@ -510,8 +528,12 @@ def _max_pool2d_grad(attrs: dict, dtype: np.dtype) -> Callable[..., tuple]:
             run = _load(False).max_pool_grad
             by_images(lambda a, b: run(x[a:b], g[a:b], *args, pool.neg_inf, dx[a:b]),
                       x.shape[0], x.size)
-        else:
+        elif pool.four(x.shape, shape, args):
             winners.setflags(write=False)  # read-only inputs: one compiled version
+            run_four = _load(False).max_pool_grad_four
+            by_images(lambda a, b: run_four(winners[a:b], g[a:b], dx[a:b]), x.shape[0], x.size)
+        else:
+            winners.setflags(write=False)
             run = _load(False).max_pool_grad_winners
             by_images(lambda a, b: run(winners[a:b], g[a:b], *args, dx[a:b]), x.shape[0],
                       x.size)

@@ -383,6 +383,45 @@ def max_pool_grad_winners(winners, g, kh, kw, sh, sw, top, left, dx):
 
 
 @njit(**FLAGS)
+def max_pool_four(x, y, winners):
+    """max_pool, or max_pool_winners where `winners` is not None, for the common pool: 2x2
+    windows of stride 2, every one inside the image (no padding before; VALID, or SAME on an
+    even size). One loop of four taps, without the general path's geometry: it compiles in
+    ~0.25 s where max_pool_winners takes ~0.7 (a cold first step compiles it), and W3's first
+    pool with its winners ran in 0.16 ms against 0.22 on one thread (AMD Zen 4)."""
+    oh, ow = y.shape[1], y.shape[2]
+    for p in prange(x.shape[0] * oh):
+        n = p // oh
+        i = p % oh
+        for j in range(ow):
+            _max_of_four(x, n, 2 * i, 2 * j, y, winners, i, j)
+
+
+@njit(**FLAGS)
+def max_pool_grad_four(winners, g, dx):
+    """max_pool_grad_winners for the pools of max_pool_four: each element of dx is written
+    once, g where its tap won and 0 elsewhere, and so are the last row and column that no
+    window covers on an odd size (VALID)."""
+    nb, oh, ow, c = g.shape
+    h, w = dx.shape[1], dx.shape[2]
+    for n in prange(nb):
+        for i in range(oh):
+            for j in range(ow):
+                for k in range(c):
+                    t = winners[n, i, j, k]
+                    v = g[n, i, j, k]
+                    dx[n, 2 * i, 2 * j, k] = v if t == 0 else 0
+                    dx[n, 2 * i, 2 * j + 1, k] = v if t == 1 else 0
+                    dx[n, 2 * i + 1, 2 * j, k] = v if t == 2 else 0
+                    dx[n, 2 * i + 1, 2 * j + 1, k] = v if t == 3 else 0
+            for s in range(2 * ow, w):
+                dx[n, 2 * i, s] = 0
+                dx[n, 2 * i + 1, s] = 0
+        for r in range(2 * oh, h):
+            dx[n, r] = 0
+
+
+@njit(**FLAGS)
 def max_pool_gather(x, hv, kh, kw, sh, sw, top, left, neg_inf, y):
     """y[n, i, j, c] = hv at the first maximum of x's window (i, j); 0 where that is padding."""
     nb, c = x.shape[0], x.shape[3]

@@ -103,10 +103,14 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(
         monkeypatch, ksize, padding, stride, split):
     """Ties: the first tap in window order; a window of -inf that starts on padding: the
     padding's tap wins (its gradient is lost); a NaN: the first NaN. 2x2 windows inside the
-    image take the loops' four-tap path (_max_of_four, and _scatter_four where windows never
-    overlap); the others, and every window of 3x3, the general one. Split: the two images
-    run on two threads (by_images), as big pools do."""
+    image take the loops' four-tap path (_max_of_four), and a pool whose every window is one
+    (2x2, stride 2, VALID here) its own loops (max_pool_four, max_pool_grad_four: the last
+    row and column, in no window, get 0); the others, and every window of 3x3, the general
+    one. Split: the two images run on two threads (by_images), as big pools do."""
     parts = _split_everything(monkeypatch, "SPLIT_MIN") if split else []
+    used: list[str] = []
+    load = codegen_cpu_nn._load
+    monkeypatch.setattr(codegen_cpu_nn, "_load", lambda parallel: _LoopSpy(load(parallel), used))
     x_val = np.array([[1, 1, 0], [1, -np.inf, 2], [np.nan, 2, 2]], np.float32)[None, :, :, None]
     x_val = np.concatenate([x_val, np.full_like(x_val, -np.inf)])
     attrs = {"ksize": (ksize, ksize), "strides": (stride, stride), "padding": padding}
@@ -124,11 +128,15 @@ def test_max_pool_ties_infinities_and_nan_go_where_the_reference_sends_them(
         cpu = sg.Session(graph=graph, device="cpu")
         got = cpu.run(ops, feed)
         in_kernels = {m.opdef.name for k in cpu.plan_for(ops, feed).kernels for m in k.members}
+        alone = sg.Session(graph=graph, device="cpu").run(y, feed)  # no gradient: no winners
     assert in_kernels == {"max_pool2d", "max_pool2d_grad", "max_pool2d_gather"}
     if split:
-        assert parts == [2, 2, 2], parts
-    for a, b in zip(got, want):
+        assert parts == [2, 2, 2, 2], parts
+    for a, b in zip(got + [alone], want + [want[0]]):
         np.testing.assert_array_equal(a, b)
+    four = (ksize, padding, stride) == (2, "VALID", 2)
+    assert used.count("max_pool_four") == (2 if four else 0), used
+    assert ("max_pool_grad_four" in used) == four and ("max_pool_winners" in used) != four
 
 
 @pytest.mark.parametrize("channels", [2, 8])  # im2col_shallow, and im2col by rows
