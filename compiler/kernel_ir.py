@@ -135,6 +135,9 @@ class KernelIR:
     # (output slot, input slot): the output is stored into that input's own array, in place;
     # the input has the loop's whole static shape, so element i is read before it is written
     writes: tuple[tuple[int, int], ...] = ()
+    # output slots of `writes` whose arrays other steps read too (codegen_cpu stores them a
+    # chunk at a time, in loops of their own: _render_chunked_stores)
+    shared: tuple[int, ...] = ()
 
     @property
     def loads(self) -> list[Input]:

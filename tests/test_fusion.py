@@ -502,6 +502,42 @@ def test_an_update_is_rendered_in_place_and_only_that_way():
         sess.run(train)
 
 
+def test_a_weight_that_other_steps_read_is_stored_a_chunk_at_a_time():
+    """An in-place update of an array that another step reads too (a weight, which a matrix
+    product reads, on both cores) computes a chunk (CHUNK values) of it into an array of the
+    loop's own, then stores it by a loop of its own (codegen_cpu._render_chunked_stores); the
+    slots, which only the update reads, are stored as they are computed, through views of the
+    chunk. Over sizes off the chunk, the values are the reference's."""
+    from compiler import cache, codegen_cpu
+
+    columns = (2 * codegen_cpu.CHUNK + 7) // 3 + 1  # 3 x columns: two chunks and some
+    rng = np.random.default_rng(4)
+    g = sg.Graph()
+    with g.as_default():
+        x = sg.placeholder(sg.float32, [None, 3], name="x")
+        w = sg.Variable(rng.standard_normal((3, columns)).astype(np.float32), name="w")
+        loss = sg.reduce_sum(sg.square(sg.matmul(x, w) - 1.0))
+        train = sg.train.AdamOptimizer(0.01).minimize(loss)
+        slots = [w] + [v for v in sg.global_variables() if v.name.startswith("w/")]
+        init = sg.global_variables_initializer()
+    feed = {x: rng.standard_normal((5, 3)).astype(np.float32)}
+    sessions = [sg.Session(graph=g, device=d) for d in ("cpu", "reference")]
+    for sess in sessions:
+        sess.run(init)
+        for _ in range(3):
+            sess.run(train, feed)
+    for got, want in zip(*(sess.run(slots) for sess in sessions)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    plan = sessions[0].plan_for(train, feed)
+    (kernel,) = {k for k, updates in zip(plan.steps, plan.updates) if updates}
+    loop = kernel.name.split("+")[-1]  # the dW product's epilogue: the update is its loop
+    source = (cache.cache_dir() / f"{loop}.py").read_text().split("\n\n\n@")[1]
+    as_computed = set(re.findall(r"w(\d+)\[j0\] = ", source))  # m and v
+    copied = re.findall(r"u\d+ = a(\d+)\[c0:c1\]", source)  # w
+    assert len(as_computed) == 2 and len(copied) == 1 and copied[0] not in as_computed
+    assert source.count(f"np.empty({codegen_cpu.CHUNK}") == 1
+
+
 def test_a_variable_with_two_writers_is_not_updated_in_place():
     """Each write of a variable with two writers in one run must see the value from before
     the run: neither may overwrite it."""
