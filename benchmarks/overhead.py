@@ -4,6 +4,8 @@
 A plain run's wall time (median of many) minus the sum of its steps' own times (each step's
 median over traced runs; assigns that a plain run folds into their update's step are left out,
 as a plain run skips them): the executor's loop, the feed and fetch checks, the plan lookup.
+Plain and traced runs take turns, so that a slow spell of the machine weighs on both alike
+(measured apart on the AMD EPYC, the traced runs' work came out longer than the plain runs).
 
     python benchmarks/overhead.py          # a few seconds; prints the numbers
 """
@@ -27,13 +29,12 @@ def main(steps: int = 400) -> None:
     for _ in range(50):
         model.step()
     walls = []
+    plan = model.sess.plan_for(model.train, model.feed)
+    per_step: dict[int, list[float]] = {}
     for _ in range(steps):
         t0 = time.perf_counter()
         model.step()
         walls.append(time.perf_counter() - t0)
-    plan = model.sess.plan_for(model.train, model.feed)
-    per_step: dict[int, list[float]] = {}
-    for _ in range(steps // 4):
         metadata = sg.RunMetadata()
         model.sess.run(model.train, model.feed, run_metadata=metadata,
                        options=sg.RunOptions(trace_level=sg.RunOptions.FULL_TRACE))
