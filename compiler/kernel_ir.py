@@ -14,7 +14,9 @@ CUDA kernels. The IR says what the loop computes, not how it is scheduled:
 - the body, in member order: `Compute` (v<j> = dtype(expr)), `Store` (an elementwise output),
   `Reduce` (acc = combine(acc, value) from init, then finish(acc, count) and a cast);
 - in-place outputs (`writes`): an output stored into the array of the input it replaces (an
-  optimizer's update of a variable), which the loop reads at the same index just before.
+  optimizer's update of a variable), which the loop reads at the same index just before; those
+  whose arrays other steps read too (`shared`: the weight, not its slots) the cpu backend
+  stores a chunk at a time, by a loop of their own.
 
 Expressions are the registry's templates with operands and scalar attributes substituted and every
 number replaced by a named constant of the statement's literal dtype (`constants`), so float32
