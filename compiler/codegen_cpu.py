@@ -205,8 +205,10 @@ def render_ir(ir: KernelIR) -> str:
         elif isinstance(check, SameShapeCheck):
             setup += [f"if a{check.slot}.shape[{j}] != n{j}:\n        "
                       "raise ValueError('shapes differ')" for j in range(rank)]
-    views: list[str] = []  # the parts variant's views of its inputs, a chunk's each
-    chunked: list[str] = []  # the parts variant's body (rank 1): loads and stores from index 0
+    # the chunked loops' views of a chunk of each input, and their body, indexed from 0 (rank
+    # 1: the parts variant, _render_parts, and a shared in-place update, _render_chunked_stores)
+    views: list[str] = []
+    chunked: list[str] = []
     for inp in ir.loads:
         k = inp.slot
         if inp.rank == 0:  # a scalar: read once, before the loops
