@@ -264,6 +264,28 @@ def test_fold_constants_keeps_constants_that_wait_for_control_inputs(graph):
     assert_same(reference, cpu)
 
 
+def test_fold_constants_takes_shape_and_size_from_the_static_shape(graph):
+    # shape() and size() read only their input's shape: where it is fully known statically they
+    # fold, and what computes the input drops out (a mean's gradient divides by the size of
+    # the mean's output, which no longer runs the forward mean)
+    x = sg.placeholder(sg.float32, [3, 4], name="x")
+    batch = sg.placeholder(sg.float32, [None, 4], name="batch")
+    y = sg.exp(x)
+    s, n, dyn = sg.shape(y, name="s"), sg.size(y, name="n"), sg.size(batch * 2.0, name="dyn")
+    mean = sg.reduce_mean(sg.exp(batch), name="mean")
+    grad = sg.gradients(mean, [batch])[0]
+    program = passes.eliminate_dead_code(passes.fold_constants(
+        program_of([s, n, dyn, grad], [x, batch])))
+    assert [output(program, i).opdef.name for i in range(3)] == ["constant", "constant", "size"]
+    assert output(program, 0).attrs["value"].tolist() == [3, 4]
+    assert output(program, 1).attrs["value"] == 12
+    assert_stands_for(program, output(program, 1), n)
+    assert "reduce_mean" not in live_ops(program) and "exp" in live_ops(program)
+    feed = {x: np.ones((3, 4), np.float32), batch: RNG.random((5, 4), dtype=np.float32)}
+    reference, cpu = run_both([s, n, dyn, grad], feed, init=False)
+    assert_same(reference, cpu, rtol=1e-6, atol=1e-7)
+    assert cpu[0][2] == 20 and cpu[0][1] == 12
+
 # ---- algebraic simplification -------------------------------------------------------------------
 
 

@@ -512,11 +512,11 @@ def zeros_like_t(x: Tensor, dtype: Any = None) -> Tensor:
 SHAPE = register(OpDef("shape", OpKind.INDEX,
                        lambda i, a: TensorType(a["out_type"], TensorShape([i[0].shape.rank])),
                        lambda x, out_type: np.array(x.shape, out_type.np),
-                       grad=NOT_DIFFERENTIABLE))
+                       shape_inputs=(0,), grad=NOT_DIFFERENTIABLE))
 SIZE = register(OpDef("size", OpKind.INDEX,
                       lambda i, a: TensorType(a["out_type"], TensorShape(())),
                       lambda x, out_type: np.array(x.size, out_type.np),
-                      grad=NOT_DIFFERENTIABLE))
+                      shape_inputs=(0,), grad=NOT_DIFFERENTIABLE))
 
 
 def shape(input: Any, out_type: Any = _dt.int32, name: str | None = None) -> Tensor:  # noqa: A002
