@@ -1,17 +1,17 @@
 """The on-disk kernel cache: generated sources named by a structural hash, jitted with Numba's
 own cache beside them, so a second process compiles nothing.
 
-Layout: $SYMGRAPH_CACHE_DIR (default ~/.cache/symgraph) / kernels-<tag> / fused_<n>_<hash8>.py,
-with Numba's compiled code and the module's Python bytecode in __pycache__ next to each file. A
-kernel's name hashes its whole text, so a code generator that renders a kernel differently names
-a new file, and an edit to a code generator recompiles only the kernels whose text changed. What
-the text does not hold is in the tag: the symgraph and Numba versions, this file, and the helper
-modules generated kernels import (KERNEL_IMPORTS), whose functions Numba compiles into each
-kernel without tracking their source; so a stale entry is never loaded. Files are written
-atomically (temp file + rename); several processes may fill the cache at once. Directories of
-other tags (older versions of symgraph, Numba or the kernels' helpers) that nothing has written
-to for STALE_DAYS are deleted, once per process: each upgrade would otherwise leave its compiled
-kernels behind for good.
+Layout: $SYMGRAPH_CACHE_DIR (default: symgraph.files.user_cache_dir(), ~/.cache/symgraph) /
+kernels-<tag> / fused_<n>_<hash8>.py, with Numba's compiled code and the module's Python
+bytecode in __pycache__ next to each file. A kernel's name hashes its whole text, so a code
+generator that renders a kernel differently names a new file, and an edit to a code generator
+recompiles only the kernels whose text changed. What the text does not hold is in the tag: the
+symgraph and Numba versions, this file, and the helper modules generated kernels import
+(KERNEL_IMPORTS), whose functions Numba compiles into each kernel without tracking their source;
+so a stale entry is never loaded. Files are written atomically (temp file + rename); several
+processes may fill the cache at once. Directories of other tags (older versions of symgraph,
+Numba or the kernels' helpers) that nothing has written to for STALE_DAYS are deleted, once per
+process: each upgrade would otherwise leave its compiled kernels behind for good.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from compiler.codegen_cpu_startup import load_cached, load_registries
-from symgraph.files import write_atomically
+from symgraph.files import user_cache_dir, write_atomically
 
-_memo: dict[str, Any] = {}
+_memo: dict[str, tuple[str, Any]] = {}  # name -> (its text, its module), loaded in this process
+_named: dict[str, str] = {}  # kernel_name's names -> the texts they name
 # the modules a generated kernel imports (`from compiler.<module> import ...` in its text): a
 # change to one invalidates every cached kernel (read as files: no import, no numba)
 KERNEL_IMPORTS = ("codegen_cpu_scalars", "codegen_cpu_tiles", "codegen_cuda_scalars",
@@ -67,8 +68,7 @@ def _tag() -> str:
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("SYMGRAPH_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "symgraph"))
+    root = Path(os.environ.get("SYMGRAPH_CACHE_DIR") or user_cache_dir())
     current = root / f"kernels-{_tag()}"
     if root not in _pruned:
         _pruned.add(root)
@@ -102,10 +102,22 @@ def prune_stale(root: Path, current: Path, days: float = STALE_DAYS) -> list[Pat
     return deleted
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def kernel_name(members: int, source_template: str) -> str:
-    """fused_<n>_<hash8>: the same in debug output, tracebacks and the cache."""
-    digest = hashlib.sha256(source_template.encode()).hexdigest()[:8]
-    return f"fused_{members}_{digest}"
+    """fused_<n>_<hash8>: the same in debug output, tracebacks and the cache. Two texts whose
+    digests share their first 8 digits (one chance in ~4e9 a pair) would share the name: the
+    second one met in this process is named by 16 digits instead, so that neither is mistaken
+    for the other in memory (on disk a file is used only if it holds the very text)."""
+    digest = _digest(source_template)
+    name = f"fused_{members}_{digest[:8]}"
+    with _lock:
+        if _named.setdefault(name, source_template) != source_template:
+            name = f"fused_{members}_{digest[:16]}"
+            _named.setdefault(name, source_template)
+    return name
 
 
 def load_kernel(name: str, source: str) -> Any:
@@ -118,9 +130,12 @@ def load_module(name: str, source: str) -> Any:
     a fresh import that compiles its functions (or takes them from Numba's cache)."""
     with _lock:
         if name in _memo:
+            known, module = _memo[name]
+            if known != source:  # names come from digests of the text: never two texts
+                raise RuntimeError(f"symgraph: two kernel texts named {name} (please report)")
             debug(2, f"cache hit: {name} (in memory)")
             debug(3, f"source of {name}:\n{source}")
-            return _memo[name]
+            return module
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{name}.py"
@@ -146,7 +161,7 @@ def load_module(name: str, source: str) -> Any:
             fn = getattr(module, attr)  # its reduction and finish kernels, the nn loops)
             if getattr(getattr(fn, "py_func", None), "__module__", None) == module_name:
                 _tolerate_corrupt_entries(fn, attr)
-        _memo[name] = module
+        _memo[name] = (source, module)
         return module
 
 

@@ -1,13 +1,17 @@
 """Fusion: groups of nodes that one generated loop nest computes.
 
 A group iterates over one static shape. Its members are elementwise nodes of that shape and
-reductions of such members (they accumulate as the loop runs). A node joins a group when every
-input it takes from outside the group is computed before the group's first node: the group then
-runs, whole, at its first node's place in the schedule, so nothing it needs comes later and
-everything it gives is ready for later consumers. Where the shape has None dims, the node must
-also read a value of that shape that the group reads or computes, so that it spans the same loop
-when fed. A reduction is complete only when the loop ends, so no member may read one. These
-rules are `can_join`, the one place that decides.
+reductions of such members (they accumulate as the loop runs). The group runs, whole, at one
+place in the schedule (`first`, a member's place: its first member's, or a later one's where the
+group waits, below). A node joins a group when every input it takes from outside the group is
+computed before that place, so nothing the group needs comes later and everything it gives is
+ready for later consumers. A group may wait for a later member's inputs, and run at that
+member's place instead, when nothing outside it reads its members' values (or runs after them by
+a control dependency) before then: in `tanh(x*2 + exp(v))` with v of another shape, x*2 waits
+for exp(v), and one loop computes x*2, the sum and the tanh. Where the shape has None dims, the
+node must also read a value of that shape that the group reads or computes, so that it spans the
+same loop when fed. A reduction is complete only when the loop ends, so no member may read one.
+These rules are `can_join`, the one place that decides.
 Positions are places in the schedule; values not computed by any step (feeds) are at -1.
 """
 
@@ -59,7 +63,7 @@ class Group:
     """Nodes computed by one kernel, in schedule order."""
 
     shape: TensorShape
-    first: int  # the schedule position of the first member: where the kernel runs
+    first: int  # where the kernel runs: the schedule position of a member (the first, or later)
     members: list[Node] = field(default_factory=list)
     ids: set[int] = field(default_factory=set)
     reductions: set[int] = field(default_factory=set)
@@ -85,11 +89,11 @@ class Group:
                 or any(c.id not in self.ids for c in consumers.get(m.id, ()))]
 
 
-def _available(t, group: Group, position: dict[int, int]) -> bool:
+def _available(t, group: Group, ready: dict[int, int]) -> bool:
     node_id = t.node.id
     if node_id in group.ids:
         return node_id not in group.reductions
-    return position.get(node_id, -1) < group.first
+    return ready.get(node_id, -1) < group.first
 
 
 def _same_extent(node: Node, group: Group) -> bool:
@@ -102,14 +106,25 @@ def _same_extent(node: Node, group: Group) -> bool:
     return any(t.node.id in shared and t.shape == group.shape for t in node.inputs)
 
 
-def can_join(node: Node, group: Group, position: dict[int, int]) -> bool:
-    """Whether `node` may be computed in `group`'s loop (see the module docstring)."""
+def _can_wait(group: Group, place: int, ready: dict[int, int],
+              readers: dict[int, list[Node]], inside: set[int] | None = None) -> bool:
+    """Nothing outside `group` (or `inside`, the loop it is to join) reads a member's value, or
+    depends on a member by a control input, before `place`: the group may run there instead of
+    at its own place."""
+    inside = group.ids if inside is None else inside
+    return all(r.id in inside or ready[r.id] >= place
+               for m in group.members for r in readers.get(m.id, ()))
+
+
+def can_join(node: Node, group: Group, ready: dict[int, int]) -> bool:
+    """Whether `node` may be computed in `group`'s loop (see the module docstring). `ready`:
+    where each node's value is computed (its group's place, or its own)."""
     if is_reduction(node):
         x = node.inputs[0]
         return (x.node.id in group.ids and x.node.id not in group.reductions
                 and x.shape == group.shape)
     return (node.shape == group.shape and _same_extent(node, group)
-            and all(_available(t, group, position) for t in node.inputs))
+            and all(_available(t, group, ready) for t in node.inputs))
 
 
 def find_groups(steps: Sequence[Node]) -> list[Group]:
@@ -119,15 +134,26 @@ def find_groups(steps: Sequence[Node]) -> list[Group]:
     groups: list[Group] = []
     group_of: dict[int, Group] = {}
     position = {n.id: i for i, n in enumerate(steps)}
+    ready = dict(position)  # where each value is computed: its group's place, once grouped
+    readers: dict[int, list[Node]] = {}  # through data and control inputs
+    for node in steps:
+        for t in {t.node.id: t for t in node.inputs}.values():
+            readers.setdefault(t.node.id, []).append(node)
+        for c in node.control_inputs:
+            readers.setdefault(c.id, []).append(node)
     for i, node in enumerate(steps):
         reduction = is_reduction(node)
         if not reduction and not is_elementwise(node):
             continue
         producers = [group_of[t.node.id] for t in node.inputs if t.node.id in group_of]
-        candidates = [g for g in producers if can_join(node, g, position)]
+        candidates = [g for g in producers if can_join(node, g, ready)]
         if not candidates and not reduction:
             candidates = [g for g in reversed(groups[-8:])
-                          if _shares_data(node, g) and can_join(node, g, position)]
+                          if _shares_data(node, g) and can_join(node, g, ready)]
+        if not candidates and not reduction:  # a producer's group that can wait for node
+            waiting = next((g for g in producers if _waits_for(node, g, i, ready, readers)),
+                           None)  # (the first that can: _waits_for moves it)
+            candidates = [] if waiting is None else [waiting]
         if candidates:
             group = candidates[0]
         elif reduction:
@@ -137,13 +163,33 @@ def find_groups(steps: Sequence[Node]) -> list[Group]:
             groups.append(group)
         group.add(node)
         group_of[node.id] = group
+        ready[node.id] = group.first
         for other in producers:  # siblings that meet here: one loop, if legal
-            if other is not group and other.first < group.first \
-                    and any(g is other for g in groups) and _absorb(other, group, position):
+            if other is group or other.first >= group.first or not any(g is other for g in groups):
+                continue
+            if _absorb(other, group, position, ready):  # at the earlier one's place
                 groups = [g for g in groups if g is not group]
                 group_of.update((m.id, other) for m in group.members)
                 group = other
+            elif _can_wait(other, group.first, ready, readers, other.ids | group.ids) \
+                    and _absorb(group, other, position, ready):  # the earlier one waits
+                groups = [g for g in groups if g is not other]
+                group_of.update((m.id, group) for m in other.members)
     return groups
+
+
+def _waits_for(node: Node, group: Group, place: int, ready: dict[int, int],
+               readers: dict[int, list[Node]]) -> bool:
+    """`group` can wait to run at `place` (node's), and node can then join it; if so the group
+    is moved there."""
+    if not _can_wait(group, place, ready, readers):
+        return False
+    earlier, group.first = group.first, place
+    if not can_join(node, group, ready):
+        group.first = earlier
+        return False
+    ready.update((m.id, place) for m in group.members)
+    return True
 
 
 def _shares_data(node: Node, group: Group) -> bool:
@@ -159,17 +205,21 @@ def _shares_data(node: Node, group: Group) -> bool:
     return any(t.node.id in shared and t.shape == group.shape for t in node.inputs)
 
 
-def _absorb(into: Group, other: Group, position: dict[int, int]) -> bool:
-    """Moves every member of `other` into the earlier group `into`, if each can join it (its
-    inputs are ready by then); members stay in schedule order."""
+def _absorb(into: Group, other: Group, position: dict[int, int], ready: dict[int, int]
+            ) -> bool:
+    """Moves every member of `other` into `into`, to run at into's place, if each can join it
+    (its inputs are ready by then); members stay in schedule order."""
     trial = Group(into.shape, into.first, list(into.members), set(into.ids),
                   set(into.reductions))
     for m in other.members:
-        if not can_join(m, trial, position):
+        if not can_join(m, trial, ready):
             return False
         trial.add(m)
+    if any(t.node.id in trial.reductions for m in into.members for t in m.inputs):
+        return False  # a later loop's member would read a sum before the loop ends
     into.members = sorted(trial.members, key=lambda m: position[m.id])
     into.ids, into.reductions = trial.ids, trial.reductions
+    ready.update((m.id, into.first) for m in other.members)
     return True
 
 

@@ -54,8 +54,13 @@ def _freeze(value: Any) -> Any:
 
 
 def structural_key(node: Node, inputs: list[Tensor]) -> tuple:
-    """What makes two pure nodes compute the same value: op, inputs, attributes."""
-    return (node.opdef.name, tuple(t.node.id for t in inputs), _freeze(node.attrs))
+    """What makes two pure nodes compute the same value: op, inputs, attributes. The two
+    inputs of a commutative op count in either order (a*b is b*a, exactly in IEEE arithmetic;
+    add_n of three or more is not reordered: its sums would round differently)."""
+    ids = tuple(t.node.id for t in inputs)
+    if node.opdef.commutative and len(ids) == 2:
+        ids = tuple(sorted(ids))
+    return (node.opdef.name, ids, _freeze(node.attrs))
 
 
 def eliminate_common_subexpressions(program: Program) -> Program:

@@ -41,9 +41,10 @@ def optimize(program: Program) -> Program:
 
 def fuse(steps: list[Node], program: Program, target: str = "cpu"
          ) -> tuple[list[Any], list[tuple[Node, Node]]]:
-    """Replaces each fusable group of steps by one compiled kernel, placed at its first node,
-    and each node with a kernel of its own (cpu: convolution and pooling, codegen_cpu_nn;
-    cuda: matmul, softmax, cross-entropy, convolution and pooling, codegen_cuda_ops) by it.
+    """Replaces each fusable group of steps by one compiled kernel, run at the group's place
+    (fusion.Group.first, a member's), and each node with a kernel of its own (cpu: convolution
+    and pooling, codegen_cpu_nn; cuda: matmul, softmax, cross-entropy, convolution and pooling,
+    codegen_cuda_ops) by it.
     Also returns the (variable, value) pairs whose kernels compute the value in place."""
     from compiler import fusion
 
@@ -81,7 +82,7 @@ def fuse(steps: list[Node], program: Program, target: str = "cpu"
         kernel = (compile_group(group, consumers, keep, pairs) if pairs
                   else compile_group(group, consumers, keep))
         debug(1, f"kernel {kernel.name}: " + " -> ".join(m.opdef.name for m in group.members))
-        kernel_at[group.members[0].id] = kernel
+        kernel_at[steps[group.first].id] = kernel
         fused |= group.ids
     kernel_at.update(node_kernels)
     compiled = [kernel_at.get(n.id, n) for n in steps if n.id not in fused or n.id in kernel_at]

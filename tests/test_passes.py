@@ -146,6 +146,27 @@ def test_cse_merges_identical_products(graph):
     assert_stands_for(program, add, z)
 
 
+def test_cse_merges_commutative_ops_whatever_their_operands_order(graph):
+    x = sg.placeholder(sg.float32, [3], name="x")
+    y = sg.placeholder(sg.float32, [3], name="y")
+    z = sg.placeholder(sg.float32, [3], name="z")
+    products = sg.multiply(x, y, name="xy") + sg.multiply(y, x, name="yx")
+    maxima = sg.maximum(x, y) - sg.maximum(y, x)
+    quotients = sg.divide(x, y) - sg.divide(y, x)  # not commutative: both stay
+    sums = sg.add_n([x, y, z]) - sg.add_n([z, y, x])  # three terms: not reordered
+    program = passes.eliminate_common_subexpressions(
+        program_of([products, maxima, quotients, sums], [x, y, z]))
+    assert live_ops(program).count("multiply") == 1 and live_ops(program).count("maximum") == 1
+    assert live_ops(program).count("divide") == 2 and live_ops(program).count("add_n") == 2
+    add = output(program)
+    assert add.inputs[0].node is add.inputs[1].node
+    assert_stands_for(program, add.inputs[0].node, products.node.inputs[0])
+    rng = np.random.default_rng(1)
+    feed = {t: rng.standard_normal(3).astype(np.float32) for t in (x, y, z)}
+    reference, cpu = run_both([products, maxima, quotients, sums], feed, init=False)
+    assert_same(reference, cpu, rtol=1e-6, atol=1e-6)
+
+
 def test_cse_merges_equal_constants_but_not_different_ones(graph):
     x = sg.placeholder(sg.float32, [3], name="x")
     z = (x + 2.0) * 2.0 + sg.constant(-0.0) - sg.constant(0.0) + 3.0

@@ -319,6 +319,47 @@ def test_kernel_directories_of_other_versions_are_deleted_once_stale(tmp_path, m
     assert cache.prune_stale(tmp_path, current) == []  # never the directory in use
 
 
+def test_kernel_texts_whose_short_digests_collide_get_names_of_their_own(tmp_path,
+                                                                        monkeypatch):
+    """compiler/cache.py: a kernel is named by 8 hex digits of its text's digest; a second
+    text with the same 8 digits is named by 16, and a name never brings back the module of
+    another text."""
+    monkeypatch.setenv("SYMGRAPH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "_named", {})
+    real = cache._digest
+    monkeypatch.setattr(cache, "_digest", lambda text: "0" * 8 + real(text)[8:])
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float64, [3], name="x")
+        fetches = [sg.exp(x) + 1.0, sg.tanh(x) * 2.0]
+        with sg.Session(device="cpu") as sess:
+            names = [sess.plan_for(y, {x: np.zeros(3)}).kernels[0].name for y in fetches]
+            data = np.array([-1.0, 0.5, 2.0])
+            got = [sess.run(y, {x: data}) for y in fetches]
+    assert names[0] == "fused_2_00000000"
+    assert names[1].startswith("fused_2_00000000") and len(names[1]) == len(names[0]) + 8
+    np.testing.assert_allclose(got[0], np.exp(data) + 1.0, rtol=1e-12)
+    np.testing.assert_allclose(got[1], np.tanh(data) * 2.0, rtol=1e-12)
+    with pytest.raises(RuntimeError, match="two kernel texts named fused_2_00000000"):
+        cache.load_module(names[0], "def fused_2_00000000():\n    return 1\n")
+
+
+def test_the_user_cache_directory_follows_xdg_cache_home(tmp_path, monkeypatch):
+    """Kernels and datasets go under $XDG_CACHE_HOME/symgraph where that is an absolute path
+    (a relative one is ignored, as the XDG rules say), else under ~/.cache/symgraph."""
+    from symgraph.datasets import mnist
+    from symgraph.files import user_cache_dir
+
+    monkeypatch.delenv("SYMGRAPH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache_dir() == tmp_path / "xdg" / "symgraph"
+    assert cache.cache_dir().parent == tmp_path / "xdg" / "symgraph"
+    assert mnist.default_dirs()[-1] == tmp_path / "xdg" / "symgraph" / "datasets" / "mnist"
+    for unset in ("relative/cache", ""):
+        monkeypatch.setenv("XDG_CACHE_HOME", unset)
+        assert user_cache_dir() == tmp_path / "home" / ".cache" / "symgraph"
+
+
 @pytest.mark.parametrize("dont_write", [True, False])
 def test_kernel_modules_keep_their_bytecode_in_the_cache(tmp_path, monkeypatch, dont_write):
     """compiler/cache.py: a kernel module's Python bytecode is written beside it, even under

