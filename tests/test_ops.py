@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+from agreement import assert_agrees
 from op_cases import CASES, OpCase, carries_gradient, carries_no_gradient, gradient_dtype
 
 import symgraph as sg
@@ -191,24 +192,13 @@ GRADIENT_DTYPES = [pytest.param(c, dt, id=f"{c.id}-{dt.name}") for c in GRADIENT
 @pytest.mark.parametrize("case,dtype", GRADIENT_DTYPES)
 def test_compiled_gradient_matches_reference(case: OpCase, dtype: sg.DType) -> None:
     """device "cpu" computes the gradients "reference" computes, in float32 and float64 (the
-    compiled kernels of the gradient graph; central differences check the math above).
-
-    An ill-conditioned float32 gradient (1 - tanh(x)^2 where tanh(x) is near 1) may also differ
-    from the reference by 4x as much as the reference differs from the exact (float64) value,
-    as in tests/test_differential.py: a wrong result is far from both."""
+    compiled kernels of the gradient graph; central differences check the math above), within
+    tests/agreement.py's tolerances."""
     (want, got), values = _compiled_gradients(case, dtype, None, ("reference", "cpu"))
     exact = want
     if dtype == sg.float32:
         (exact,), _ = _compiled_gradients(case, sg.float64, values, ("reference",))
-    tol = COMPILED_TOLERANCE[dtype.name]
-    for k, (g, w, e) in enumerate(zip(got, want, exact)):
-        assert g.dtype == w.dtype and g.shape == w.shape, (k, g.dtype, w.dtype, g.shape, w.shape)
-        with np.errstate(invalid="ignore"):
-            allowed = tol["atol"] + tol["rtol"] * np.abs(w) + 4 * np.abs(w - e)
-            bad = ~((np.abs(g - w) <= allowed) | (np.isnan(g) & np.isnan(w)) | (g == w))
-        assert not bad.any(), (
-            f"gradient {k}: cpu differs from reference at {np.argwhere(bad)[:5].tolist()}: "
-            f"cpu {g[bad][:5]}, reference {w[bad][:5]}, exact {e[bad][:5]}")
+    assert_agrees(got, want, exact, dtype.name, "gradient")
 
 
 @pytest.mark.parametrize("case", SECOND_ORDER)
